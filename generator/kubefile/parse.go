@@ -597,7 +597,11 @@ func (c *ctx) keyValues(i int, legacy bool) {
 		return
 	}
 	if len(ws) == 0 {
-		c.errAt(i, "expected key=value pairs")
+		if c.in.Kind == KindAppEnv {
+			c.errAt(i, "expected key=value pairs after the app name")
+		} else {
+			c.errAt(i, "expected key=value pairs")
+		}
 		return
 	}
 	if legacy && !strings.Contains(ws[0].raw, "=") {
@@ -717,14 +721,8 @@ func (c *ctx) appCmds(i int) {
 }
 
 func (c *ctx) appEnv(i int) {
-	_, i, ok := c.appName(i)
-	if !ok {
-		return
-	}
-	n := len(c.in.Args)
-	c.keyValues(i, false)
-	if len(c.p.errs) == c.nerr && len(c.in.Args) == n {
-		c.errAt(i, "expected key=value pairs after the app name")
+	if _, i, ok := c.appName(i); ok {
+		c.keyValues(i, false)
 	}
 }
 
