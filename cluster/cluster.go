@@ -11,8 +11,9 @@ package cluster
 import (
 	"fmt"
 	"maps"
-	"net/netip"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -190,18 +191,8 @@ type Node struct {
 // IsMaster reports whether the node runs the control plane.
 func (n Node) IsMaster() bool { return slices.Contains(n.Roles, RoleMaster) }
 
-// Addr is the SSH address, host:port.
-func (n Node) Addr() string {
-	return netip.AddrPortFrom(mustAddr(n.IP), uint16(n.SSH.Port)).String()
-}
-
-func mustAddr(s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a
-}
+// Addr is the SSH address, host:port (IPv6 in brackets).
+func (n Node) Addr() string { return net.JoinHostPort(n.IP, strconv.Itoa(n.SSH.Port)) }
 
 // All returns one Node per IP in file order.
 func (c *Cluster) All() []Node {

@@ -279,9 +279,9 @@ var sshFields = []string{"user", "passwd", "passwdEnv", "passwdFile", "pk", "pkP
 
 func (d *decoder) ssh(n *yaml.Node, path string) SSH {
 	var s SSH
-	lines := map[string]*yaml.Node{}
+	nodes := map[string]*yaml.Node{} // which secret fields were written, for the one-source check
 	d.fields(n, path, sshFields, func(key string, v *yaml.Node, p string) {
-		lines[key] = deref(v)
+		nodes[key] = deref(v)
 		switch key {
 		case "user":
 			s.User = d.str(v, p)
@@ -303,8 +303,8 @@ func (d *decoder) ssh(n *yaml.Node, path string) SSH {
 			s.Port = d.port(v, p)
 		}
 	})
-	s.Password = d.secret(path, "passwd", s.Password, s.PasswordEnv, s.PasswordFile, lines)
-	s.PrivateKeyPassword = d.secret(path, "pkPasswd", s.PrivateKeyPassword, s.PrivateKeyPasswordEnv, s.PrivateKeyPasswordFile, lines)
+	s.Password = d.secret(path, "passwd", s.Password, s.PasswordEnv, s.PasswordFile, nodes)
+	s.PrivateKeyPassword = d.secret(path, "pkPasswd", s.PrivateKeyPassword, s.PrivateKeyPasswordEnv, s.PrivateKeyPasswordFile, nodes)
 	return s
 }
 
@@ -478,6 +478,9 @@ func (d *decoder) strMap(n *yaml.Node, path string) map[string]string {
 			continue
 		}
 		out[k.Value] = d.str(v, p)
+	}
+	if len(out) == 0 {
+		return nil // "labels: {}" and no labels are the same Cluster
 	}
 	return out
 }
