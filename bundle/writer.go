@@ -1,0 +1,225 @@
+package bundle
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// WriterOptions say what kind of bundle to write.
+type WriterOptions struct {
+	Platform  Platform
+	CreatedBy string
+	Created   string // RFC 3339; leave empty for reproducible output unless SOURCE_DATE_EPOCH is set
+	// SplitSize, when non-zero, caps every file of the bundle below this many
+	// bytes (so "4G" fits FAT32's 4 GiB − 1 limit); parts are named PATH.part2, ...
+	SplitSize int64
+	SignKey   ed25519.PrivateKey
+	// Level is the zstd level for rootfs layers; zero means zstd.SpeedDefault (≈ zstd -3).
+	Level zstd.EncoderLevel
+}
+
+// Writer streams a bundle to disk: the stub, then each blob as it comes, then
+// the index and the trailer. It never holds a blob in memory.
+type Writer struct {
+	opts  WriterOptions
+	out   *partWriter
+	index Index
+	blobs map[string]int // digest → position in index.Blobs
+	done  bool
+}
+
+// Create starts a bundle at path whose executable part is read from stub.
+// Nothing appears at path until Commit succeeds.
+func Create(path string, stub io.Reader, opts WriterOptions) (*Writer, error) {
+	if opts.Level == 0 {
+		opts.Level = zstd.SpeedDefault
+	}
+	var partSize int64
+	if opts.SplitSize > 0 {
+		// One byte below the limit, and room for the trailer in part 1.
+		partSize = opts.SplitSize - TrailerSize - 1
+		if partSize < minPartSize {
+			return nil, fmt.Errorf("split size %d is below the minimum of %d bytes", opts.SplitSize, minPartSize+TrailerSize+1)
+		}
+	}
+	w := &Writer{
+		opts:  opts,
+		out:   &partWriter{final: path, partSize: partSize},
+		blobs: map[string]int{},
+		index: Index{
+			FormatVersion: FormatVersion,
+			CreatedBy:     opts.CreatedBy,
+			Created:       opts.Created,
+			Platform:      opts.Platform,
+			Blobs:         []Blob{},
+			Layers:        []Layer{},
+			Images:        []Image{},
+		},
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w.out, h), stub)
+	if err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("write stub into %s: %w", path, err)
+	}
+	if n == 0 {
+		w.Abort()
+		return nil, fmt.Errorf("write stub into %s: the stub is empty", path)
+	}
+	w.index.Stub = Stub{Size: n, Digest: digestOf(h)}
+	return w, nil
+}
+
+// countingHash hashes and counts what passes through it on the way to the file.
+type countingHash struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// AddLayer compresses the tar stream r as a rootfs layer and appends it.
+// A layer identical to one already stored is stored once.
+func (w *Writer) AddLayer(ctx context.Context, r io.Reader, createdBy string) (Layer, error) {
+	start := w.out.off
+	ch := &countingHash{w: w.out, h: sha256.New()}
+	frames, diffID, size, err := compressFrames(ctx, r, ch, w.opts.Level)
+	if err != nil {
+		return Layer{}, fmt.Errorf("compress layer %q: %w", createdBy, err)
+	}
+	l := Layer{Digest: digestOf(ch.h), DiffID: diffID, Size: size, CreatedBy: createdBy, Frames: frames}
+	if l.Frames == nil {
+		l.Frames = []Frame{}
+	}
+	if err := w.record(start, Blob{Digest: l.Digest, Size: ch.n, MediaType: MediaTypeRootfsLayer}); err != nil {
+		return Layer{}, err
+	}
+	w.index.Layers = append(w.index.Layers, l)
+	return l, nil
+}
+
+// HasBlob reports whether a blob with this digest is already stored.
+func (w *Writer) HasBlob(digest string) bool {
+	_, ok := w.blobs[digest]
+	return ok
+}
+
+// AddBlob stores r's bytes exactly as they are (container image blobs keep
+// their digests). When digest is given, the bytes must match it, and a blob
+// already stored is not read again.
+func (w *Writer) AddBlob(ctx context.Context, r io.Reader, digest, mediaType string) (Blob, error) {
+	if i, ok := w.blobs[digest]; ok && digest != "" {
+		return w.index.Blobs[i], nil
+	}
+	start := w.out.off
+	ch := &countingHash{w: w.out, h: sha256.New()}
+	if _, err := io.Copy(ch, ctxReader{ctx, r}); err != nil {
+		w.out.truncate(start)
+		return Blob{}, fmt.Errorf("store blob %s: %w", digest, err)
+	}
+	got := digestOf(ch.h)
+	if digest != "" && got != digest {
+		w.out.truncate(start)
+		return Blob{}, &DigestError{What: "blob " + digest, Want: digest, Got: got, Location: "input"}
+	}
+	b := Blob{Digest: got, Size: ch.n, MediaType: mediaType}
+	if err := w.record(start, b); err != nil {
+		return Blob{}, err
+	}
+	return w.index.Blobs[w.blobs[got]], nil
+}
+
+// record adds a blob just written at start, or takes the bytes back when the
+// same content is stored already.
+func (w *Writer) record(start int64, b Blob) error {
+	if _, ok := w.blobs[b.Digest]; ok {
+		return w.out.truncate(start)
+	}
+	b.Offset = start
+	w.blobs[b.Digest] = len(w.index.Blobs)
+	w.index.Blobs = append(w.index.Blobs, b)
+	return nil
+}
+
+// SetConfig sets the cluster image metadata recorded in the index.
+func (w *Writer) SetConfig(c Config) { w.index.Config = c }
+
+// AddImage records a container image whose blobs were added with AddBlob.
+func (w *Writer) AddImage(im Image) error {
+	if !w.HasBlob(im.Digest) {
+		return fmt.Errorf("add image %s: manifest blob %s was not added", im.Name, im.Digest)
+	}
+	w.index.Images = append(w.index.Images, im)
+	return nil
+}
+
+// Commit writes the index and trailer and moves the bundle into place.
+func (w *Writer) Commit() error {
+	if w.done {
+		return fmt.Errorf("bundle %s already committed or aborted", w.out.final)
+	}
+	w.done = true
+	w.index.Parts = w.out.fullParts(w.out.off)
+	idx, err := json.Marshal(&w.index)
+	if err != nil {
+		w.out.abort()
+		return fmt.Errorf("encode index: %w", err)
+	}
+	t := Trailer{Version: FormatVersion, StubSize: w.index.Stub.Size, IndexOffset: w.out.off, IndexLength: int64(len(idx))}
+	if _, err := w.out.Write(idx); err != nil {
+		w.out.abort()
+		return err
+	}
+	t.LogicalSize = w.out.off
+	if w.out.count() > 1 {
+		t.PartSize = w.out.partSize
+	}
+	t.IndexSHA256 = sha256.Sum256(idx)
+	if w.opts.SignKey != nil {
+		t.Flags |= flagSigned
+		copy(t.Signature[:], ed25519.Sign(w.opts.SignKey, signedMessage(t.IndexSHA256)))
+		t.KeyID = KeyID(w.opts.SignKey.Public().(ed25519.PublicKey))
+	}
+	tb, err := t.MarshalBinary()
+	if err != nil {
+		w.out.abort()
+		return err
+	}
+	if err := w.out.commit(tb); err != nil {
+		w.out.abort()
+		return err
+	}
+	return nil
+}
+
+// Abort discards everything written so far.
+func (w *Writer) Abort() {
+	w.done = true
+	w.out.abort()
+}
+
+// ctxReader stops a copy when the context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

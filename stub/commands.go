@@ -1,0 +1,186 @@
+package stub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/internal/progress"
+	"github.com/sealpack/sealpack/rootfs"
+)
+
+func (env *Env) open() (*bundle.Bundle, error) {
+	return env.Open()
+}
+
+// inspectOutput is the JSON shape of `inspect --json`: the trailer facts a
+// person asks about, then the index as stored.
+type inspectOutput struct {
+	Path          string        `json:"path"`
+	FormatVersion uint32        `json:"formatVersion"`
+	Parts         int           `json:"parts"`
+	Signed        bool          `json:"signed"`
+	KeyID         string        `json:"keyID,omitempty"`
+	Index         *bundle.Index `json:"index"`
+}
+
+func runInspect(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "inspect", "[--json]", "Show what the bundle contains. Reads only the trailer and the index.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	b, err := env.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	t, idx := b.Trailer, b.Index
+	out := inspectOutput{Path: b.Path, FormatVersion: t.Version, Parts: t.Parts(), Signed: t.Signed(), Index: idx}
+	if t.Signed() {
+		out.KeyID = bundle.FormatKeyID(t.KeyID)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Bundle:\t%s\n", b.Path)
+	fmt.Fprintf(w, "Format version:\t%d\n", t.Version)
+	fmt.Fprintf(w, "Platform:\t%s\n", idx.Platform)
+	fmt.Fprintf(w, "Created by:\t%s\n", idx.CreatedBy)
+	if idx.Created != "" {
+		fmt.Fprintf(w, "Created:\t%s\n", idx.Created)
+	}
+	fmt.Fprintf(w, "Size:\t%s in %d file(s)\n", progress.Bytes(t.LogicalSize+bundle.TrailerSize), t.Parts())
+	fmt.Fprintf(w, "Stub:\t%s %s\n", idx.Stub.Digest, progress.Bytes(idx.Stub.Size))
+	if t.Signed() {
+		fmt.Fprintf(w, "Signature:\tsigned by key %s (check with: verify --public-key FILE)\n", out.KeyID)
+	} else {
+		fmt.Fprintf(w, "Signature:\tnot signed\n")
+	}
+	if c := idx.Config; c.KubeVersion != "" {
+		fmt.Fprintf(w, "Kubernetes:\t%s\n", c.KubeVersion)
+	}
+	w.Flush()
+
+	fmt.Fprintf(env.Stdout, "\nLayers (%d):\n", len(idx.Layers))
+	w = tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  #\tDIGEST\tCOMPRESSED\tSIZE\tCREATED BY")
+	for i, l := range idx.Layers {
+		_, bl, _ := b.Blob(l.Digest)
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", i+1, l.Digest, progress.Bytes(bl.Size), progress.Bytes(l.Size), l.CreatedBy)
+	}
+	w.Flush()
+	fmt.Fprintf(env.Stdout, "\nEnv (%d):\n", len(idx.Config.Env))
+	for _, e := range idx.Config.Env {
+		fmt.Fprintf(env.Stdout, "  %s\n", e)
+	}
+	fmt.Fprintf(env.Stdout, "\nLabels (%d):\n", len(idx.Config.Labels))
+	for _, k := range sortedKeys(idx.Config.Labels) {
+		fmt.Fprintf(env.Stdout, "  %s=%s\n", k, idx.Config.Labels[k])
+	}
+	if len(idx.Config.Apps) > 0 {
+		fmt.Fprintf(env.Stdout, "\nApps (%d):\n", len(idx.Config.Apps))
+		for _, a := range idx.Config.Apps {
+			fmt.Fprintf(env.Stdout, "  %s (%s) %v\n", a.Name, a.Type, a.Paths)
+		}
+	}
+	fmt.Fprintf(env.Stdout, "\nImages (%d):\n", len(idx.Images))
+	for _, im := range idx.Images {
+		fmt.Fprintf(env.Stdout, "  %s@%s\n", im.Name, im.Digest)
+	}
+	return nil
+}
+
+func runImages(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "images", "", "List the container images the bundle's registry serves.")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	b, err := env.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "IMAGE\tDIGEST\tSIZE")
+	for _, im := range b.Index.Images {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", im.Name, im.Digest, progress.Bytes(im.Size))
+	}
+	return w.Flush()
+}
+
+func runVerify(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "verify", "[--public-key FILE]", "Check every byte of the bundle against its SHA-256, in one read of the file.")
+	pubPath := fs.String("public-key", "", "also check the bundle's signature with this ed25519 public key (PEM)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	b, err := env.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if *pubPath != "" {
+		pub, err := bundle.LoadPublicKey(*pubPath)
+		if err != nil {
+			return err
+		}
+		if err := b.Trailer.VerifySignature(pub); err != nil {
+			return fmt.Errorf("%s: %w", b.Path, err)
+		}
+	}
+	bar := progress.New(env.Stderr, "verify")
+	if err := b.Verify(ctx, bar.Update); err != nil {
+		return fmt.Errorf("%s: %w", b.Path, err)
+	}
+	msg := "not signed"
+	switch {
+	case *pubPath != "":
+		msg = "signature good (key " + bundle.FormatKeyID(b.Trailer.KeyID) + ")"
+	case b.Trailer.Signed():
+		msg = "signed by key " + bundle.FormatKeyID(b.Trailer.KeyID) + ", signature not checked: pass --public-key"
+	}
+	fmt.Fprintf(env.Stdout, "%s: OK: %d blobs, %s, %s\n", b.Path, len(b.Index.Blobs), progress.Bytes(b.Trailer.LogicalSize+bundle.TrailerSize), msg)
+	return nil
+}
+
+func runExtract(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "extract", "--to DIR", "Unpack the merged rootfs (every layer in order, whiteouts applied) into DIR, atomically:\nDIR appears complete or not at all.")
+	to := fs.String("to", "", "directory to create (must not exist, or be empty)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *to == "" {
+		return usageError{fmt.Errorf("--to DIR is required")}
+	}
+	b, err := env.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error {
+		for i, l := range b.Index.Layers {
+			r, err := b.OpenLayer(ctx, l)
+			if err != nil {
+				return err
+			}
+			err = rootfs.Apply(ctx, root, fmt.Sprintf("layer %d (%s)", i+1, l.CreatedBy), r)
+			r.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "extracted %d layers to %s\n", len(b.Index.Layers), *to)
+	return nil
+}
