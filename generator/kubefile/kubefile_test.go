@@ -456,3 +456,14 @@ func FuzzParse(f *testing.F) {
 		checkRoundTrip(t, file)
 	})
 }
+
+// TestResolveHandMade checks that Resolve copes with Files built by hand,
+// which may lack arguments and positions Parse always sets.
+func TestResolveHandMade(t *testing.T) {
+	for k := KindFrom; k <= KindCmd; k++ {
+		for _, args := range [][]string{nil, {"a"}, {"a", "b=c"}, {"a", "b"}} {
+			f := &File{Name: "hand", Instructions: []*Instruction{{Kind: k, Args: args}}}
+			_, _ = f.Resolve(ResolveOptions{Arch: "amd64"})
+		}
+	}
+}

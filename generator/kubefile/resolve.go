@@ -49,7 +49,8 @@ type Step struct {
 	// Instruction is an expanded copy: words are unquoted and expanded,
 	// flags too; ENV, ARG, LABEL and APPENV hold one "key=value" per pair
 	// (an ARG without value holds just its name); RUN, CMD, CMDS, APPCMDS
-	// and MAINTAINER are left as written.
+	// and MAINTAINER are left as written. Its String is for display only:
+	// expanded words are not quoted again, so it may not parse back.
 	Instruction *Instruction
 	// Env is what a command of this step sees: ARCH, the ARGs that have a
 	// value, and ENV (which wins over ARG), as sorted "KEY=value".
@@ -199,16 +200,30 @@ func posIn(in *Instruction, off int, fallback Pos, k int) Pos {
 	return fallback
 }
 
+// argPos is where argument i starts; a hand-made Instruction may lack it.
+func argPos(in *Instruction, i int) Pos {
+	if i < len(in.ArgPos) {
+		return in.ArgPos[i]
+	}
+	return in.Pos
+}
+
+// firstPos is the positions of the first n arguments.
+func firstPos(in *Instruction, n int) []Pos {
+	out := make([]Pos, n)
+	for i := range out {
+		out[i] = argPos(in, i)
+	}
+	return out
+}
+
 // expand expands argument i of in (or part of it, from byte from).
 func (r *resolver) expand(in *Instruction, i, from int, s string) (string, bool) {
 	off := -1
 	if i < len(in.argOff) {
 		off = in.argOff[i]
 	}
-	var fallback Pos
-	if i < len(in.ArgPos) {
-		fallback = in.ArgPos[i]
-	}
+	fallback := argPos(in, i)
 	shell := !in.JSONForm
 	if !shell {
 		from++ // the opening quote of the JSON string
@@ -309,10 +324,10 @@ func (r *resolver) from(in, x *Instruction) {
 	}
 	switch {
 	case ref == "":
-		r.errf(in.ArgPos[0], in, "image reference %q expands to nothing", in.Args[0])
+		r.errf(argPos(in, 0), in, "image reference %q expands to nothing", in.Args[0])
 		return
 	case strings.ContainsAny(ref, spaces+"\n"):
-		r.errf(in.ArgPos[0], in, "invalid image reference %q; expected no blanks", ref)
+		r.errf(argPos(in, 0), in, "invalid image reference %q; expected no blanks", ref)
 		return
 	case strings.EqualFold(ref, "scratch"):
 		ref = "scratch"
@@ -340,7 +355,7 @@ func (r *resolver) copy(in, x *Instruction) {
 			continue
 		}
 		if v == "" {
-			r.errf(in.ArgPos[i], in, "%q expands to an empty path", a)
+			r.errf(argPos(in, i), in, "%q expands to an empty path", a)
 			continue
 		}
 		x.Args[i] = v
@@ -351,6 +366,9 @@ func (r *resolver) copy(in, x *Instruction) {
 // form) with the variables as they were before in, as Docker does: in
 // "ENV a=1 b=$a", b sees the previous a.
 func (r *resolver) pairs(in *Instruction, first int, expandKey bool) ([]KeyValue, bool) {
+	if first > len(in.Args) {
+		return nil, true
+	}
 	args := in.Args[first:]
 	legacy := len(args) == 2 && !strings.Contains(args[0], "=")
 	if legacy {
@@ -373,7 +391,7 @@ func (r *resolver) pairs(in *Instruction, first int, expandKey bool) ([]KeyValue
 				continue
 			}
 			if ek == "" {
-				r.errf(in.ArgPos[first+j], in, "key %q expands to nothing", k)
+				r.errf(argPos(in, first+j), in, "key %q expands to nothing", k)
 				ok = false
 				continue
 			}
@@ -397,12 +415,12 @@ func (r *resolver) envInstr(in, x *Instruction) {
 	x.Args = x.Args[:0]
 	for i, kv := range kvs {
 		if kv.Key == "ARCH" {
-			r.errf(in.ArgPos[i], in, "ARCH cannot be set; it is the target architecture (%s)", r.opts.Arch)
+			r.errf(argPos(in, i), in, "ARCH cannot be set; it is the target architecture (%s)", r.opts.Arch)
 			return
 		}
 		x.Args = append(x.Args, kv.Key+"="+kv.Value)
 	}
-	x.ArgPos, x.argOff = in.ArgPos[:len(kvs)], nil
+	x.ArgPos, x.argOff = firstPos(in, len(kvs)), nil
 	for _, kv := range kvs {
 		r.env[kv.Key] = kv.Value
 	}
@@ -418,7 +436,7 @@ func (r *resolver) label(in, x *Instruction) {
 		x.Args = append(x.Args, kv.Key+"="+kv.Value)
 		r.labels[kv.Key] = kv.Value
 	}
-	x.ArgPos, x.argOff = in.ArgPos[:len(kvs)], nil
+	x.ArgPos, x.argOff = firstPos(in, len(kvs)), nil
 }
 
 func (r *resolver) arg(in, x *Instruction) {
@@ -426,7 +444,7 @@ func (r *resolver) arg(in, x *Instruction) {
 		name, def, hasDef := strings.Cut(a, "=")
 		if name == "ARCH" {
 			if hasDef {
-				r.errf(in.ArgPos[i], in, "ARCH cannot have a default; it is the target architecture (%s)", r.opts.Arch)
+				r.errf(argPos(in, i), in, "ARCH cannot have a default; it is the target architecture (%s)", r.opts.Arch)
 			}
 			x.Args[i] = name
 			continue
@@ -461,7 +479,7 @@ func (r *resolver) app(in, x *Instruction) {
 			continue
 		}
 		if !strings.HasPrefix(v, localScheme) || len(v) == len(localScheme) {
-			r.errf(in.ArgPos[i], in, "unsupported source %q; expected local://PATH (only local sources are supported)", v)
+			r.errf(argPos(in, i), in, "unsupported source %q; expected local://PATH (only local sources are supported)", v)
 			continue
 		}
 		x.Args[i] = v
@@ -494,7 +512,7 @@ func (r *resolver) ref(in *Instruction, i int, what string) *App {
 		r.out.Apps = append(r.out.Apps, a)
 		return a
 	}
-	r.errf(in.ArgPos[i], in, "app %q is not declared; expected an APP, CNI or CSI before %s, or an app of a FROM image", name, what)
+	r.errf(argPos(in, i), in, "app %q is not declared; expected an APP, CNI or CSI before %s, or an app of a FROM image", name, what)
 	return nil
 }
 
@@ -525,7 +543,7 @@ func (r *resolver) kubeVersion(in, x *Instruction) {
 		return
 	}
 	if !semverRE.MatchString(v) {
-		r.errf(in.ArgPos[0], in, "invalid version %q; expected a semantic version with a v prefix like v1.22.15", v)
+		r.errf(argPos(in, 0), in, "invalid version %q; expected a semantic version with a v prefix like v1.22.15", v)
 		return
 	}
 	x.Args[0] = v
