@@ -73,6 +73,10 @@ func Create(path string, stub io.Reader, opts WriterOptions) (*Writer, error) {
 		w.Abort()
 		return nil, fmt.Errorf("write stub into %s: the stub is empty", path)
 	}
+	if partSize > 0 && n >= partSize {
+		w.Abort()
+		return nil, fmt.Errorf("split size %d is too small: the first file must hold the %d-byte installer program", opts.SplitSize, n)
+	}
 	w.index.Stub = Stub{Size: n, Digest: digestOf(h)}
 	return w, nil
 }

@@ -71,7 +71,7 @@ func cleanName(name string) (string, error) {
 	}
 	for _, part := range strings.Split(name, "/") {
 		if part == ".." {
-			return "", errors.New("path contains ..")
+			return "", errors.New(`".." path component`)
 		}
 	}
 	if strings.ContainsRune(name, 0) {

@@ -72,7 +72,7 @@ func (l *Layer) AddTree(ctx context.Context, src, dest string) error {
 		return l.addFile(src, dest, fi)
 	}
 	if dest != "." && dest != "" {
-		if err := l.Add(Entry{Path: dest, Mode: fs.ModeDir | fi.Mode().Perm()}); err != nil {
+		if err := l.Add(Entry{Path: dest, Source: src, Mode: fs.ModeDir | fi.Mode().Perm()}); err != nil {
 			return err
 		}
 	}
@@ -186,4 +186,30 @@ func modeBits(m fs.FileMode) int64 {
 		b |= 0o1000
 	}
 	return b
+}
+
+// Chmod sets the permissions of every file and directory the layer copies
+// (COPY --chmod); symlinks keep theirs. mode is octal, e.g. "0755".
+func (l *Layer) Chmod(mode string) error {
+	var m uint32
+	if _, err := fmt.Sscanf(mode, "%o", &m); err != nil || m > 0o7777 {
+		return fmt.Errorf("invalid mode %q: want octal like 0755", mode)
+	}
+	for p, e := range l.entries {
+		if e.Source == "" || e.Mode&fs.ModeSymlink != 0 {
+			continue // parent directories made for the copy, and links
+		}
+		e.Mode = e.Mode.Type() | fs.FileMode(m).Perm()
+		if m&0o4000 != 0 {
+			e.Mode |= fs.ModeSetuid
+		}
+		if m&0o2000 != 0 {
+			e.Mode |= fs.ModeSetgid
+		}
+		if m&0o1000 != 0 {
+			e.Mode |= fs.ModeSticky
+		}
+		l.entries[p] = e
+	}
+	return nil
 }

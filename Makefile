@@ -1,0 +1,53 @@
+# sealpack build. `make` builds the installer stubs (embedded into gen) and gen.
+SHELL := /bin/bash
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/sealpack/sealpack/internal/version.Version=$(VERSION)
+GO ?= go
+STUB_SRC := $(shell find bundle rootfs stub internal cluster install registry cmd/stub -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
+
+.PHONY: all assets gen example test test-short fuzz lint bench clean
+
+all: gen
+
+assets: assets/stubs/stub-linux-amd64 assets/stubs/stub-linux-arm64
+
+# The stub is static (no cgo) so it runs on any Linux of its architecture.
+assets/stubs/stub-linux-%: $(STUB_SRC)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/stub
+
+gen: assets
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gen ./cmd/gen
+
+# End to end on the example: build the installer, then inspect, verify and extract it.
+example: gen
+	./bin/gen -f example/Kubefile -o example/out/installer.run
+	./example/out/installer.run inspect
+	./example/out/installer.run verify
+	rm -rf example/out/rootfs
+	./example/out/installer.run extract --to example/out/rootfs
+	find example/out/rootfs | sort
+
+# Every test, then each fuzz target briefly.
+test: assets
+	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=15s
+
+test-short: assets
+	$(GO) test -short ./...
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./bundle
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./generator/kubefile
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./cluster
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+bench: gen
+	./scripts/bench/bundle.sh
+
+clean:
+	rm -rf bin example/out assets/stubs/stub-linux-*

@@ -1,0 +1,181 @@
+// Package gencmd is gen's command line: flags, subcommands and messages.
+// The work is done by package generator.
+package gencmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sealpack/sealpack/assets"
+	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/generator"
+	"github.com/sealpack/sealpack/internal/progress"
+	"github.com/sealpack/sealpack/internal/version"
+)
+
+// IO is what gen sees of the world.
+type IO struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+type usageError struct{ error }
+
+// Main runs gen with args (without the program name) and returns the exit status.
+func Main(ctx context.Context, io *IO, args []string) int {
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "keygen":
+		err = keygen(io, args[1:])
+	case len(args) > 0 && args[0] == "version":
+		fmt.Fprintf(io.Stdout, "sealpack gen %s (bundle format %d, stubs: %s)\n", version.Version, bundle.FormatVersion, strings.Join(assets.Arches(), ", "))
+	case len(args) > 0 && args[0] == "build":
+		err = build(ctx, io, args[1:])
+	default:
+		err = build(ctx, io, args)
+	}
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+		return 0
+	}
+	fmt.Fprintf(io.Stderr, "gen: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newFlags(io *IO, name, usage string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Stderr)
+	fs.Usage = func() { fmt.Fprintf(io.Stderr, "%s\n\nFlags:\n%s", usage, fs.FlagUsages()) }
+	return fs
+}
+
+func build(ctx context.Context, io *IO, args []string) error {
+	fs := newFlags(io, "gen", `Usage: gen -f Kubefile -o installer.run [CONTEXT]
+
+Builds one self-contained installer from a Kubefile. CONTEXT, the folder COPY
+and APP sources are read from, defaults to the Kubefile's folder.
+
+Other commands:
+  gen keygen --out PREFIX   make an ed25519 signing key pair (PREFIX.key, PREFIX.pub)
+  gen version               print the version`)
+	file := fs.StringP("file", "f", "Kubefile", "the Kubefile to build")
+	out := fs.StringP("output", "o", "installer.run", "the installer to write")
+	arch := fs.String("arch", "amd64", "target architecture: amd64 or arm64")
+	buildArgs := fs.StringArray("build-arg", nil, "set an ARG: KEY=VALUE (repeatable)")
+	signKey := fs.String("sign-key", "", "sign the bundle with this ed25519 private key (PEM, from gen keygen)")
+	split := fs.String("split", "", "split into files smaller than SIZE (e.g. 4G for FAT32): OUT, OUT.part2, ...")
+	stubPath := fs.String("stub", "", "use this installer stub instead of the embedded one (for development)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 1 {
+		return usageError{fmt.Errorf("expected at most one CONTEXT argument, got %q", fs.Args())}
+	}
+	opts := generator.Options{Kubefile: *file, Output: *out, Arch: *arch, CreatedBy: "sealpack gen " + version.Version, Warnings: io.Stderr}
+	if fs.NArg() == 1 {
+		opts.Context = fs.Arg(0)
+	}
+	if *arch != "amd64" && *arch != "arm64" {
+		return usageError{fmt.Errorf("--arch %q: expected amd64 or arm64", *arch)}
+	}
+	opts.BuildArgs = map[string]string{}
+	for _, kv := range *buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError{fmt.Errorf("--build-arg %q: expected KEY=VALUE", kv)}
+		}
+		opts.BuildArgs[k] = v
+	}
+	var err error
+	if *split != "" {
+		if opts.SplitSize, err = ParseSize(*split); err != nil {
+			return usageError{fmt.Errorf("--split: %w", err)}
+		}
+	}
+	if *signKey != "" {
+		if opts.SignKey, err = bundle.LoadPrivateKey(*signKey); err != nil {
+			return err
+		}
+	}
+	if *stubPath != "" {
+		opts.Stub, err = os.ReadFile(*stubPath)
+	} else {
+		opts.Stub, err = assets.Stub(*arch)
+	}
+	if err != nil {
+		return err
+	}
+	if epoch := io.Getenv("SOURCE_DATE_EPOCH"); epoch != "" {
+		sec, err := strconv.ParseInt(epoch, 10, 64)
+		if err != nil {
+			return usageError{fmt.Errorf("SOURCE_DATE_EPOCH %q: not a number of seconds", epoch)}
+		}
+		opts.ModTime = time.Unix(sec, 0)
+	}
+	start := time.Now()
+	res, err := generator.Build(ctx, opts)
+	if err != nil {
+		return err
+	}
+	var size int64
+	for k := 1; ; k++ {
+		fi, err := os.Stat(bundle.PartPath(res.Output, k))
+		if err != nil {
+			break
+		}
+		size += fi.Size()
+	}
+	fmt.Fprintf(io.Stdout, "wrote %s: %d layers, %d images, %s, linux/%s, in %.1fs\n",
+		res.Output, len(res.Index.Layers), len(res.Index.Images), progress.Bytes(size), *arch, time.Since(start).Seconds())
+	return nil
+}
+
+func keygen(io *IO, args []string) error {
+	fs := newFlags(io, "keygen", "Usage: gen keygen --out PREFIX\n\nWrites PREFIX.key (private, mode 0600) and PREFIX.pub; never overwrites.")
+	out := fs.String("out", "sealpack", "path prefix of the key files")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	pub, err := bundle.GenerateKey(*out+".key", *out+".pub")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Stdout, "wrote %s.key and %s.pub (key id %s)\n", *out, filepath.Clean(*out), bundle.FormatKeyID(bundle.KeyID(pub)))
+	return nil
+}
+
+// ParseSize reads sizes like 4G, 700M, 512K or 1048576 (binary units).
+func ParseSize(s string) (int64, error) {
+	units := map[byte]int64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		if m, ok := units[t[n-1]]; ok {
+			mult, t = m, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v <= 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q: want a positive number with an optional K, M, G or T suffix", s)
+	}
+	return v * mult, nil
+}
