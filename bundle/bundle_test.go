@@ -406,3 +406,31 @@ func decodeWhole(t testing.TB, r io.Reader) []byte {
 	}
 	return buf.Bytes()
 }
+
+func TestWriteSingleJoinsParts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "split.run")
+	fixture{layers: [][]byte{tarOf(t, "big", string(randomBytes(7, 3<<20)))}, split: minPartSize + TrailerSize + 1}.build(t, path)
+	b := mustOpen(t, path)
+	if b.Trailer.Parts() < 2 {
+		t.Fatalf("fixture is not split")
+	}
+	single := filepath.Join(dir, "single.run")
+	f, _ := os.Create(single)
+	n, err := b.WriteSingle(f)
+	f.Close()
+	if err != nil || n != b.SingleSize() {
+		t.Fatalf("WriteSingle: %d bytes, %v; want %d", n, err, b.SingleSize())
+	}
+	s := mustOpen(t, single)
+	if s.Trailer.Parts() != 1 || s.Trailer.IndexSHA256 != b.Trailer.IndexSHA256 {
+		t.Errorf("single copy: %d parts, index %x", s.Trailer.Parts(), s.Trailer.IndexSHA256)
+	}
+	if err := s.Verify(context.Background(), nil); err != nil {
+		t.Errorf("single copy does not verify: %v", err)
+	}
+	stub, _ := io.ReadAll(b.StubReader())
+	if digestBytes(stub) != b.Index.Stub.Digest {
+		t.Error("StubReader does not return the stub")
+	}
+}

@@ -149,7 +149,9 @@ func (idx *Index) validate(t *Trailer) error {
 	if next != t.IndexOffset {
 		return fmt.Errorf("%w: blobs end at %d but the index starts at %d", ErrCorrupt, next, t.IndexOffset)
 	}
-	if len(idx.Parts) >= t.Parts() {
+	// A split bundle copied as one file keeps its part digests; they only
+	// matter while it is split.
+	if t.PartSize > 0 && len(idx.Parts) >= t.Parts() {
 		return fmt.Errorf("%w: index lists %d part digests for %d parts", ErrCorrupt, len(idx.Parts), t.Parts())
 	}
 	for i, l := range idx.Layers {

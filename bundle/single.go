@@ -1,0 +1,32 @@
+package bundle
+
+import (
+	"fmt"
+	"io"
+)
+
+// SingleSize is the size of the bundle as one unsplit file.
+func (b *Bundle) SingleSize() int64 { return b.Trailer.LogicalSize + TrailerSize }
+
+// WriteSingle streams the bundle as one unsplit file, whatever its parts:
+// the same content with a trailer that says "one file". The signature stays
+// valid: it covers the index, which does not change.
+func (b *Bundle) WriteSingle(w io.Writer) (int64, error) {
+	t := b.Trailer
+	t.PartSize = 0
+	tb, err := t.MarshalBinary()
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(w, io.NewSectionReader(b.content, 0, t.LogicalSize))
+	if err != nil {
+		return n, fmt.Errorf("copy bundle content: %w", err)
+	}
+	m, err := w.Write(tb)
+	return n + int64(m), err
+}
+
+// StubReader returns the installer program alone: the first bytes of the file.
+func (b *Bundle) StubReader() *io.SectionReader {
+	return io.NewSectionReader(b.content, 0, b.Trailer.StubSize)
+}
