@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -338,7 +339,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 			t.Errorf("process %d of the bed still runs", pid)
 		}
 	}
-	if out, err := exec.Command("pgrep", "-f", "sealpack-testbed-holder-"+b.Hosts[0].Netns).Output(); err == nil {
+	if out, err := exec.Command("pgrep", "-f", "sealpack-testbed-holder:"+regexp.QuoteMeta(b.Name)+":").Output(); err == nil {
 		t.Errorf("holder still runs: %s", out)
 	}
 	if _, err := os.Stat(b.Dir); !errors.Is(err, fs.ErrNotExist) {

@@ -69,7 +69,9 @@ check_name() {
 # host_num NAME-OR-NUMBER N -> prints the 1-based host number.
 host_num() {
 	local h=${1#h}
-	[[ "$h" =~ ^[0-9]+$ ]] && [ "$h" -ge 1 ] && [ "$h" -le "$2" ] || die "no host \"$1\" (hosts are 1..$2)"
+	if ! [[ "$h" =~ ^[0-9]+$ ]] || [ "$h" -lt 1 ] || [ "$h" -gt "$2" ]; then
+		die "no host \"$1\" (hosts are 1..$2)"
+	fi
 	echo $((10#$h))
 }
 
@@ -82,13 +84,15 @@ lock_registry() {
 }
 
 # proc_start PID prints the process start time (field 22 of /proc/PID/stat),
-# which tells a live owner from a recycled pid.
+# which tells a live owner from a recycled pid. A zombie has no start time:
+# it is dead, and PID 1 on some machines reaps slowly.
 proc_start() {
 	local stat
 	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
 	stat=${stat##*) } # comm may contain spaces and parentheses
 	# shellcheck disable=SC2086
 	set -- $stat
+	[ "$1" != Z ] || return 1
 	echo "${20}"
 }
 
@@ -119,11 +123,12 @@ host_ip() { echo "$SUBNET_PREFIX.$1.$2"; }
 
 # ------------------------------------------------------------------- up
 
+# shellcheck disable=SC2034 # disk_of and bw_of are passed by name to build_bed
 cmd_up() {
 	[ $# -ge 2 ] || usage
 	local name=$1 n=$2 dir="" owner="" arg
 	shift 2
-	local -a disk=() bw=()
+	local -a disk_args=() bw_args=()
 	while [ $# -gt 0 ]; do
 		arg=$1
 		case $arg in
@@ -131,29 +136,31 @@ cmd_up() {
 		--dir=*) dir=${arg#*=}; shift ;;
 		--owner) owner=${2:?--owner needs a value}; shift 2 ;;
 		--owner=*) owner=${arg#*=}; shift ;;
-		--disk-limit) disk+=("${2:?--disk-limit needs HOST=SIZE}"); shift 2 ;;
-		--disk-limit=*) disk+=("${arg#*=}"); shift ;;
-		--bandwidth) bw+=("${2:?--bandwidth needs HOST=RATE}"); shift 2 ;;
-		--bandwidth=*) bw+=("${arg#*=}"); shift ;;
+		--disk-limit) disk_args+=("${2:?--disk-limit needs HOST=SIZE}"); shift 2 ;;
+		--disk-limit=*) disk_args+=("${arg#*=}"); shift ;;
+		--bandwidth) bw_args+=("${2:?--bandwidth needs HOST=RATE}"); shift 2 ;;
+		--bandwidth=*) bw_args+=("${arg#*=}"); shift ;;
 		*) die "unknown option $arg" ;;
 		esac
 	done
 	check_name "$name"
-	[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le $MAX_HOSTS ] || die "N must be 1..$MAX_HOSTS, not \"$n\""
+	if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt $MAX_HOSTS ]; then
+		die "N must be 1..$MAX_HOSTS, not \"$n\""
+	fi
 	check_deps
-	if [ ${#bw[@]} -gt 0 ]; then
+	if [ ${#bw_args[@]} -gt 0 ]; then
 		command -v tc >/dev/null 2>&1 || die "--bandwidth needs tc, which is missing (apt-get install iproute2)"
 	fi
 	# Validate options before touching anything.
 	local -A disk_of=() bw_of=()
 	local kv h
-	for kv in ${disk[@]+"${disk[@]}"}; do
+	for kv in ${disk_args[@]+"${disk_args[@]}"}; do
 		[[ "$kv" == *=* ]] || die "--disk-limit wants HOST=SIZE, not \"$kv\""
 		h=$(host_num "${kv%%=*}" "$n")
 		[[ "${kv#*=}" =~ ^[0-9]+[kKmMgG%]?$ ]] || die "--disk-limit size \"${kv#*=}\" is not a tmpfs size (e.g. 64M)"
 		disk_of[$h]=${kv#*=}
 	done
-	for kv in ${bw[@]+"${bw[@]}"}; do
+	for kv in ${bw_args[@]+"${bw_args[@]}"}; do
 		[[ "$kv" == *=* ]] || die "--bandwidth wants HOST=RATE, not \"$kv\""
 		h=$(host_num "${kv%%=*}" "$n")
 		bw_of[$h]=${kv#*=}
@@ -180,7 +187,7 @@ cmd_up() {
 			fi
 			log "cleaning stale bed \"$name\" (index $INDEX)"
 			teardown "$name"
-		)
+		) || die "cannot take over bed \"$name\""
 	fi
 	reclaim_dead_owners
 	local index
@@ -193,6 +200,7 @@ cmd_up() {
 
 	# From here on a failure tears down what was built. The name is checked
 	# to be plain characters, so it can be pasted into the trap.
+	# shellcheck disable=SC2154 # rc is assigned inside the trap
 	trap 'rc=$?; if [ $rc -ne 0 ]; then log "up failed; tearing down"; (teardown_locked '"$name"') || true; fi' EXIT
 	build_bed "$name" "$n" "$index" "$dir" disk_of bw_of
 	trap - EXIT
@@ -269,7 +277,7 @@ build_bed() {
 	done
 	: >"$dir/known_hosts"
 	for ((i = 1; i <= n; i++)); do
-		build_host "$dir" "$index" "$i" "$password" "${disks[$i]:-}"
+		build_host "$name" "$dir" "$index" "$i" "$password" "${disks[$i]:-}"
 		if [ -n "${rates[$i]:-}" ]; then
 			set_bandwidth "$index" "$i" "${rates[$i]}"
 		fi
@@ -289,7 +297,7 @@ build_bed() {
 }
 
 build_host() {
-	local dir=$1 index=$2 i=$3 password=$4 disk=$5
+	local name=$1 dir=$2 index=$3 i=$4 password=$5 disk=$6
 	local ns veth hd d holder
 	ns=$(netns_name "$index" "$i")
 	veth=$(veth_name "$index" "$i")
@@ -314,8 +322,9 @@ build_host() {
 	# so sshd can stop and start without losing the host's mounts, and a
 	# process started over SSH never pins a second copy of the overlays.
 	rm -f "$hd/holder.pid"
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	setsid nsenter --net="/run/netns/$ns" -- unshare --mount --uts --propagation private -- \
-		bash -c 'echo $$ >"$1"; exec -a "$2" sleep infinity' holder "$hd/holder.pid" "sealpack-testbed-holder-$ns" \
+		bash -c 'echo $$ >"$1"; exec -a "$2" sleep infinity' holder "$hd/holder.pid" "sealpack-testbed-holder:$name:h$i" \
 		</dev/null >>"$hd/holder.log" 2>&1 &
 	wait_for 30 test -s "$hd/holder.pid" || die "holder of h$i did not start (see $hd/holder.log)"
 	holder=$(cat "$hd/holder.pid")
@@ -486,7 +495,8 @@ cmd_stop_ssh() {
 	# A loaded machine can take seconds to finish off a killed process.
 	local deadline=$((SECONDS + 30))
 	while pids=$(sshd_pids "$ns") && [ -n "$pids" ]; do
-		[ $SECONDS -lt $deadline ] || die "sshd on h$i did not die: $(ps -o pid,ppid,stat,args -p "$(echo $pids | tr ' ' ,)" 2>&1)"
+		[ $SECONDS -lt $deadline ] || die "sshd on h$i did not die: $(ps -o pid,ppid,stat,args -p "$(echo "$pids" | paste -sd,)" 2>&1)"
+		# shellcheck disable=SC2086 # a list of pids
 		kill -KILL $pids 2>/dev/null || true
 		sleep 0.05
 	done
@@ -528,6 +538,22 @@ cmd_down() {
 	teardown "$1"
 }
 
+# host_pids NETNS MNTNS prints the processes in the host's network namespace
+# or in its mount namespace (MNTNS as readlink shows it: mnt:[inode]).
+host_pids() {
+	{
+		ip netns pids "$1" 2>/dev/null || true
+		if [ -n "$2" ]; then
+			# One find instead of a readlink per process; -lname takes a
+			# pattern, so the brackets are escaped.
+			local pat=${2//[/\\[}
+			pat=${pat//]/\\]}
+			find /proc/[0-9]*/ns/mnt -maxdepth 0 -lname "$pat" 2>/dev/null | cut -d/ -f3
+		fi
+		true # pipefail: processes that exit during find must not fail the list
+	} | sort -un
+}
+
 teardown_locked() {
 	lock_registry
 	teardown "$1"
@@ -544,17 +570,33 @@ teardown() {
 	for ((i = 1; i <= n; i++)); do
 		ns=$(netns_name "$INDEX" "$i")
 		if [ ! -e "/run/netns/$ns" ]; then
-			[ -n "$N" ] && continue || break # unknown N (failed early): stop at the first gap
+			if [ -z "$N" ]; then break; fi # unknown N (failed early): stop at the first gap
+			continue
 		fi
 		# Every process in the host dies: the holder, sshd, sessions and
 		# anything they started. Then the mount namespace has no member and
 		# its mounts go with it.
+		# A process may have left the host's network namespace but still
+		# pin its mounts; find those through the holder's mount namespace.
+		# An open descriptor pins that namespace while we kill: once its
+		# last process dies the kernel reuses its number for a new one,
+		# maybe another bed's host being built right now.
+		local mntns="" holder mntfd=""
+		if holder=$(holder_pid "$DIR" "$INDEX" "$i") && exec {mntfd}<"/proc/$holder/ns/mnt"; then
+			mntns=$(readlink "/proc/$BASHPID/fd/$mntfd") # $$ is wrong in a subshell
+		fi
 		local deadline=$((SECONDS + 30))
-		while pids=$(ip netns pids "$ns" 2>/dev/null || true) && [ -n "$pids" ] && [ $SECONDS -lt $deadline ]; do
+		while pids=$(host_pids "$ns" "$mntns") && [ -n "$pids" ] && [ $SECONDS -lt $deadline ]; do
+			# shellcheck disable=SC2086 # a list of pids
 			kill -KILL $pids 2>/dev/null || true
 			sleep 0.02
 		done
-		[ -z "$(ip netns pids "$ns" 2>/dev/null || true)" ] || left="$left processes-in-$ns"
+		if [ -n "$(host_pids "$ns" "$mntns")" ]; then
+			# Keep the namespace: it is how a later "down" finds them.
+			left="$left processes-in-$ns"
+		fi
+		if [ -n "$mntfd" ]; then exec {mntfd}<&-; fi
+		case $left in *"processes-in-$ns"*) continue ;; esac
 		ip link del "$(veth_name "$INDEX" "$i")" 2>/dev/null || true
 		ip netns del "$ns" 2>/dev/null || left="$left netns-$ns"
 	done
@@ -574,6 +616,7 @@ teardown() {
 
 # --------------------------------------------------------------- status
 
+# shellcheck disable=SC2153 # NAME, PASSWORD, ... come from bed.env
 cmd_status() {
 	[ $# -eq 1 ] || usage
 	load_bed "$1"
