@@ -171,6 +171,14 @@ cmd_up() {
 		OWNER_START=""
 	fi
 	[ -n "$dir" ] || dir=/tmp/sealpack-testbed/$name
+	dir=$(realpath -m "$dir")
+	# Each host covers these paths with its own mounts; state below them
+	# would vanish from under the mounts being set up.
+	case "$dir/" in
+	/etc/* | /opt/* | /var/lib/* | /usr/local/* | /root/* | /home/* | /run/*)
+		die "--dir $dir: must not be under /etc, /opt, /var/lib, /usr/local, /root, /home or /run, which each host covers"
+		;;
+	esac
 	# "down" deletes the bed directory, so never adopt one holding other files.
 	if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -f "$dir/.sealpack-testbed" ]; then
 		die "--dir $dir is not empty and is not a test bed directory"
@@ -326,6 +334,7 @@ build_host() {
 	setsid nsenter --net="/run/netns/$ns" -- unshare --mount --uts --propagation private -- \
 		bash -c 'echo $$ >"$1"; exec -a "$2" sleep infinity' holder "$hd/holder.pid" "sealpack-testbed-holder:$name:h$i" \
 		</dev/null >>"$hd/holder.log" 2>&1 &
+	disown # no "Killed" notice from this shell when a teardown ends it
 	wait_for 30 test -s "$hd/holder.pid" || die "holder of h$i did not start (see $hd/holder.log)"
 	holder=$(cat "$hd/holder.pid")
 	nsenter -t "$holder" -m -u -n --wd=/ -- "$SELF" _setup-host "$hd" "h$i" "$dir/hosts" "$dir/client_key.pub" "$password" "$disk" \
@@ -417,6 +426,7 @@ start_sshd() {
 	setsid nsenter -t "$holder" -m -u -n --wd=/ -- /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config \
 		</dev/null >>"$hd/sshd.log" 2>&1 &
 	pid=$!
+	disown
 	echo "$pid" >"$hd/sshd.pid"
 	local deadline=$((SECONDS + 30))
 	until [ -n "$(nsenter --net="/run/netns/$ns" ss -Hltn 'sport = :22' 2>/dev/null)" ]; do
