@@ -37,6 +37,7 @@ func commands() []command {
 		{"verify", "check every byte of the bundle against its digest", runVerify},
 		{"extract", "unpack the merged rootfs into a directory", runExtract},
 		{"images", "list the container images in the bundle", runImages},
+		{"registry", "serve the bundle's images as an OCI registry (registry serve)", runRegistry},
 		{"version", "print the version", runVersion},
 	}
 }
