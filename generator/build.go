@@ -8,13 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/generator/images"
 	"github.com/sealpack/sealpack/generator/kubefile"
 	"github.com/sealpack/sealpack/rootfs"
 )
@@ -35,6 +40,57 @@ type Options struct {
 	ModTime time.Time
 	// Warnings receives deprecation and other notes for the user; may be nil.
 	Warnings io.Writer
+
+	// Images are added to those discovered (gen --image); ExcludeImages
+	// are dropped (a reference without tag drops every tag).
+	Images, ExcludeImages []string
+	// Insecure registries are reached over plain HTTP (loopback always is).
+	Insecure []string
+	// Offline fetches nothing: tags resolve through the cache's records.
+	Offline bool
+	// CacheDir holds fetched blobs; images.DefaultCacheDir when empty.
+	CacheDir string
+	// Jobs bounds concurrent registry requests (8 when zero).
+	Jobs int
+	// Transport carries registry requests; http.DefaultTransport when nil.
+	Transport http.RoundTripper
+	// Progress receives a line per image fetched; may be nil.
+	Progress io.Writer
+	// Getenv reads the environment (XDG dirs); os.Getenv when nil.
+	Getenv func(string) string
+}
+
+func (o *Options) defaults() error {
+	if o.Context == "" {
+		o.Context = filepath.Dir(o.Kubefile)
+	}
+	if o.Warnings == nil {
+		o.Warnings = io.Discard
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = images.DefaultCacheDir(o.Getenv)
+	}
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	if fi, err := os.Stat(o.Context); err != nil || !fi.IsDir() {
+		return fmt.Errorf("build context %s: not a directory", o.Context)
+	}
+	return nil
+}
+
+func (o *Options) insecure() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range o.Insecure {
+		m[h] = true
+	}
+	return m
 }
 
 // Result says what a build wrote.
@@ -46,28 +102,13 @@ type Result struct {
 // Build reads the Kubefile, builds each layer and writes the bundle to
 // opts.Output. On error nothing is left at the output path.
 func Build(ctx context.Context, opts Options) (*Result, error) {
-	if opts.Context == "" {
-		opts.Context = filepath.Dir(opts.Kubefile)
+	if err := opts.defaults(); err != nil {
+		return nil, err
 	}
-	if opts.Warnings == nil {
-		opts.Warnings = io.Discard
-	}
-	if fi, err := os.Stat(opts.Context); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("build context %s: not a directory", opts.Context)
-	}
-	res, err := resolveKubefile(opts)
+	res, err := prepare(opts)
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(opts.Warnings, "warning: %s\n", w)
-	}
-	for _, b := range res.Bases {
-		if b.Ref != "scratch" {
-			return nil, fmt.Errorf("%s: FROM %s: base cluster images are not supported yet; expected FROM scratch", b.Pos, b.Ref)
-		}
-	}
-
 	if err := os.MkdirAll(filepath.Dir(opts.Output), 0o755); err != nil {
 		return nil, fmt.Errorf("create output folder: %w", err)
 	}
@@ -85,12 +126,10 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{opts: opts, w: w}
-	if err := b.run(ctx, res); err != nil {
+	if err := buildInto(ctx, opts, res, w); err != nil {
 		w.Abort()
 		return nil, err
 	}
-	w.SetConfig(configOf(res, b.appTypes))
 	if err := w.Commit(); err != nil {
 		return nil, err
 	}
@@ -100,6 +139,84 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer bd.Close()
 	return &Result{Output: opts.Output, Index: *bd.Index}, nil
+}
+
+func prepare(opts Options) (*kubefile.Resolved, error) {
+	res, err := resolveKubefile(opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(opts.Warnings, "warning: %s\n", w)
+	}
+	for _, b := range res.Bases {
+		if b.Ref != "scratch" {
+			return nil, fmt.Errorf("%s: FROM %s: base cluster images are not supported yet; expected FROM scratch", b.Pos, b.Ref)
+		}
+	}
+	return res, nil
+}
+
+// buildInto runs the steps into w, then discovers, fetches and adds the
+// container images.
+func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, w *bundle.Writer) error {
+	b, err := newBuilder(opts, w)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := b.run(ctx, res); err != nil {
+		return err
+	}
+	found, err := b.discover(ctx)
+	if err != nil {
+		return err
+	}
+	refs := make([]images.Ref, len(found))
+	for i, f := range found {
+		refs[i] = f.Ref
+	}
+	cache := &images.Cache{Dir: opts.CacheDir}
+	pulled, err := images.Fetch(ctx, refs, images.FetchOptions{
+		Cache: cache, Platform: v1.Platform{OS: "linux", Architecture: opts.Arch},
+		Offline: opts.Offline, Jobs: opts.Jobs, Transport: opts.Transport, Progress: opts.Progress,
+	})
+	if err != nil {
+		return err
+	}
+	if err := images.AddToBundle(ctx, w, cache, pulled); err != nil {
+		return err
+	}
+	w.SetConfig(configOf(res, b.appTypes))
+	return nil
+}
+
+// Discover builds the Kubefile's rootfs in a temporary folder, without
+// writing a bundle or fetching anything, and lists the images it needs.
+func Discover(ctx context.Context, opts Options) ([]images.Found, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	res, err := prepare(opts)
+	if err != nil {
+		return nil, err
+	}
+	b, err := newBuilder(opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if err := b.run(ctx, res); err != nil {
+		return nil, err
+	}
+	return b.discover(ctx)
+}
+
+func (b *builder) discover(ctx context.Context) ([]images.Found, error) {
+	return images.Discover(ctx, images.DiscoverOptions{
+		Root: b.work, Extra: b.opts.Images, Exclude: b.opts.ExcludeImages,
+		Insecure: b.opts.insecure(), Render: renderChart,
+	})
 }
 
 func resolveKubefile(opts Options) (*kubefile.Resolved, error) {
@@ -115,15 +232,50 @@ func resolveKubefile(opts Options) (*kubefile.Resolved, error) {
 	return parsed.Resolve(kubefile.ResolveOptions{BuildArgs: opts.BuildArgs, Arch: opts.Arch})
 }
 
-// builder runs the layer-making steps of a resolved Kubefile.
+// builder runs the layer-making steps of a resolved Kubefile. Every layer
+// is also applied to work, the rootfs so far, which RUN runs in and image
+// discovery reads.
 type builder struct {
 	opts     Options
-	w        *bundle.Writer
+	w        *bundle.Writer // nil when only discovering
 	appTypes map[string]string
+	work     string
+	root     *os.Root
+}
+
+func newBuilder(opts Options, w *bundle.Writer) (*builder, error) {
+	work, err := os.MkdirTemp("", "sealpack-rootfs-")
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(work)
+	if err != nil {
+		os.RemoveAll(work)
+		return nil, err
+	}
+	return &builder{opts: opts, w: w, work: work, root: root, appTypes: map[string]string{}}, nil
+}
+
+func (b *builder) close() {
+	b.root.Close()
+	removeAll(b.work)
+}
+
+// removeAll also removes what a layer or RUN made read-only.
+func removeAll(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
 }
 
 func (b *builder) run(ctx context.Context, res *kubefile.Resolved) error {
-	b.appTypes = map[string]string{}
 	for _, st := range res.Steps {
 		in := st.Instruction
 		var (
@@ -157,8 +309,32 @@ func (b *builder) run(ctx context.Context, res *kubefile.Resolved) error {
 func (b *builder) addLayer(ctx context.Context, l *rootfs.Layer, createdBy string) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(l.WriteTar(ctx, pw)) }()
-	_, err := b.w.AddLayer(ctx, pr, createdBy)
+	err := b.addTar(ctx, pr, createdBy)
 	pr.CloseWithError(errors.New("layer abandoned"))
+	return err
+}
+
+// addTar stores one uncompressed layer tar in the bundle and applies it to
+// the working rootfs in the same pass.
+func (b *builder) addTar(ctx context.Context, r io.Reader, createdBy string) error {
+	if b.w == nil {
+		return rootfs.Apply(ctx, b.root, createdBy, r)
+	}
+	ar, aw := io.Pipe()
+	applied := make(chan error, 1)
+	go func() {
+		err := rootfs.Apply(ctx, b.root, createdBy, ar)
+		if err == nil {
+			_, err = io.Copy(io.Discard, ar) // tar padding after the last entry
+		}
+		ar.CloseWithError(err)
+		applied <- err
+	}()
+	_, err := b.w.AddLayer(ctx, io.TeeReader(r, aw), createdBy)
+	aw.CloseWithError(err)
+	if aerr := <-applied; err == nil && aerr != nil {
+		err = fmt.Errorf("apply to the working rootfs: %w", aerr)
+	}
 	return err
 }
 

@@ -38,8 +38,8 @@ func Main(ctx context.Context, io *IO, args []string) int {
 		err = keygen(io, args[1:])
 	case len(args) > 0 && args[0] == "version":
 		fmt.Fprintf(io.Stdout, "sealpack gen %s (bundle format %d, stubs: %s)\n", version.Version, bundle.FormatVersion, strings.Join(assets.Arches(), ", "))
-	case len(args) > 0 && args[0] == "build":
-		err = build(ctx, io, args[1:])
+	case len(args) > 0 && args[0] == "images":
+		err = imagesCmd(ctx, io, args[1:])
 	default:
 		err = build(ctx, io, args)
 	}
@@ -69,12 +69,12 @@ Builds one self-contained installer from a Kubefile. CONTEXT, the folder COPY
 and APP sources are read from, defaults to the Kubefile's folder.
 
 Other commands:
+  gen images --discover -f Kubefile [CONTEXT]
+                            list the container images the Kubefile needs and where they are named
   gen keygen --out PREFIX   make an ed25519 signing key pair (PREFIX.key, PREFIX.pub)
   gen version               print the version`)
-	file := fs.StringP("file", "f", "Kubefile", "the Kubefile to build")
+	cf := addCommonFlags(fs)
 	out := fs.StringP("output", "o", "installer.run", "the installer to write")
-	arch := fs.String("arch", "amd64", "target architecture: amd64 or arm64")
-	buildArgs := fs.StringArray("build-arg", nil, "set an ARG: KEY=VALUE (repeatable)")
 	signKey := fs.String("sign-key", "", "sign the bundle with this ed25519 private key (PEM, from gen keygen)")
 	split := fs.String("split", "", "split into files smaller than SIZE (e.g. 4G for FAT32): OUT, OUT.part2, ...")
 	stubPath := fs.String("stub", "", "use this installer stub instead of the embedded one (for development)")
@@ -84,25 +84,12 @@ Other commands:
 		}
 		return usageError{err}
 	}
-	if fs.NArg() > 1 {
-		return usageError{fmt.Errorf("expected at most one CONTEXT argument, got %q", fs.Args())}
+	opts, err := cf.options(io, fs)
+	if err != nil {
+		return err
 	}
-	opts := generator.Options{Kubefile: *file, Output: *out, Arch: *arch, CreatedBy: "sealpack gen " + version.Version, Warnings: io.Stderr}
-	if fs.NArg() == 1 {
-		opts.Context = fs.Arg(0)
-	}
-	if *arch != "amd64" && *arch != "arm64" {
-		return usageError{fmt.Errorf("--arch %q: expected amd64 or arm64", *arch)}
-	}
-	opts.BuildArgs = map[string]string{}
-	for _, kv := range *buildArgs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usageError{fmt.Errorf("--build-arg %q: expected KEY=VALUE", kv)}
-		}
-		opts.BuildArgs[k] = v
-	}
-	var err error
+	opts.Output = *out
+	arch := &opts.Arch
 	if *split != "" {
 		if opts.SplitSize, err = ParseSize(*split); err != nil {
 			return usageError{fmt.Errorf("--split: %w", err)}
@@ -178,4 +165,91 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid size %q: want a positive number with an optional K, M, G or T suffix", s)
 	}
 	return v * mult, nil
+}
+
+// commonFlags are those of every command that builds a rootfs.
+type commonFlags struct {
+	file                                 *string
+	arch                                 *string
+	buildArgs, images, exclude, insecure *[]string
+	offline                              *bool
+	jobs                                 *int
+}
+
+func addCommonFlags(fs *pflag.FlagSet) *commonFlags {
+	return &commonFlags{
+		file:      fs.StringP("file", "f", "Kubefile", "the Kubefile to build"),
+		arch:      fs.String("arch", "amd64", "target architecture: amd64 or arm64"),
+		buildArgs: fs.StringArray("build-arg", nil, "set an ARG: KEY=VALUE (repeatable)"),
+		images:    fs.StringArray("image", nil, "also bundle this container image (repeatable)"),
+		exclude:   fs.StringArray("exclude-image", nil, "leave out this image; without a tag, every tag of its repository (repeatable)"),
+		insecure:  fs.StringArray("insecure-registry", nil, "reach this registry HOST[:PORT] over plain HTTP (repeatable)"),
+		offline:   fs.Bool("offline", false, "fetch nothing: resolve tags and read blobs from the local cache only"),
+		jobs:      fs.Int("jobs", 8, "concurrent registry downloads"),
+	}
+}
+
+func (c *commonFlags) options(io *IO, fs *pflag.FlagSet) (generator.Options, error) {
+	opts := generator.Options{
+		Kubefile: *c.file, Arch: *c.arch, CreatedBy: "sealpack gen " + version.Version,
+		Warnings: io.Stderr, Progress: io.Stderr, Getenv: io.Getenv,
+		Images: *c.images, ExcludeImages: *c.exclude, Insecure: *c.insecure,
+		Offline: *c.offline, Jobs: *c.jobs,
+	}
+	if fs.NArg() > 1 {
+		return opts, usageError{fmt.Errorf("expected at most one CONTEXT argument, got %q", fs.Args())}
+	}
+	if fs.NArg() == 1 {
+		opts.Context = fs.Arg(0)
+	}
+	if opts.Arch != "amd64" && opts.Arch != "arm64" {
+		return opts, usageError{fmt.Errorf("--arch %q: expected amd64 or arm64", opts.Arch)}
+	}
+	if *c.jobs < 1 {
+		return opts, usageError{fmt.Errorf("--jobs %d: expected at least 1", *c.jobs)}
+	}
+	opts.BuildArgs = map[string]string{}
+	for _, kv := range *c.buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return opts, usageError{fmt.Errorf("--build-arg %q: expected KEY=VALUE", kv)}
+		}
+		opts.BuildArgs[k] = v
+	}
+	return opts, nil
+}
+
+func imagesCmd(ctx context.Context, io *IO, args []string) error {
+	fs := newFlags(io, "images", `Usage: gen images --discover -f Kubefile [CONTEXT]
+
+Builds the Kubefile's rootfs in a temporary folder (nothing is fetched or
+written) and prints every container image it needs, with where it is named:
+manifests, apps, Helm charts, imageList files and --image.`)
+	cf := addCommonFlags(fs)
+	discover := fs.Bool("discover", false, "discover the images of a Kubefile")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if !*discover {
+		return usageError{errors.New("images: expected --discover")}
+	}
+	opts, err := cf.options(io, fs)
+	if err != nil {
+		return err
+	}
+	found, err := generator.Discover(ctx, opts)
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		fmt.Fprintln(io.Stdout, f.Ref.Name)
+		for _, s := range f.Sources {
+			fmt.Fprintf(io.Stdout, "\t%s\n", s)
+		}
+	}
+	fmt.Fprintf(io.Stderr, "%d images\n", len(found))
+	return nil
 }

@@ -1,0 +1,59 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/sealpack/sealpack/bundle"
+)
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// AddToBundle copies the pulled images from the cache into the bundle, in
+// name order so that the same inputs give the same bundle. Blobs are stored
+// once; the bundle writer checks every digest as it copies, which is also
+// where a corrupt cache entry is caught (and removed, so a rerun refetches).
+func AddToBundle(ctx context.Context, w *bundle.Writer, c *Cache, pulled []Pulled) error {
+	ps := append([]Pulled(nil), pulled...)
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Ref.Name < ps[j].Ref.Name })
+	for _, p := range ps {
+		for _, d := range p.Blobs {
+			if err := addCached(ctx, w, c, d.Digest.String(), string(d.MediaType)); err != nil {
+				return fmt.Errorf("%s: %w", p.Ref.Name, err)
+			}
+		}
+		if err := addCached(ctx, w, c, p.Digest, p.MediaType); err != nil {
+			return fmt.Errorf("%s: manifest: %w", p.Ref.Name, err)
+		}
+		if err := w.AddImage(bundle.Image{
+			Name: p.Ref.Name, Repository: p.Ref.Repository, Tag: p.Ref.Tag,
+			Digest: p.Digest, MediaType: p.MediaType, Size: p.Size,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addCached(ctx context.Context, w *bundle.Writer, c *Cache, digest, mediaType string) error {
+	if w.HasBlob(digest) {
+		return nil
+	}
+	f, err := c.Open(digest)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", digest, err)
+	}
+	defer f.Close()
+	if _, err := w.AddBlob(ctx, f, digest, mediaType); err != nil {
+		var de *bundle.DigestError
+		if errors.As(err, &de) {
+			_ = c.Remove(digest)
+			return fmt.Errorf("cached blob %s is corrupt and was removed; build again to fetch it: %w", digest, err)
+		}
+		return err
+	}
+	return nil
+}
