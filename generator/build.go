@@ -56,7 +56,9 @@ type Options struct {
 	Transport http.RoundTripper
 	// Progress receives a line per image fetched; may be nil.
 	Progress io.Writer
-	// Getenv reads the environment (XDG dirs); os.Getenv when nil.
+	// RunOutput receives what RUN commands print, as they print it; may be nil.
+	RunOutput io.Writer
+	// Getenv reads the environment (XDG dirs, PATH for RUN); os.Getenv when nil.
 	Getenv func(string) string
 }
 
@@ -288,7 +290,15 @@ func (b *builder) run(ctx context.Context, res *kubefile.Resolved) error {
 		case kubefile.KindApp, kubefile.KindCNI, kubefile.KindCSI:
 			layer, err = b.appLayer(ctx, in)
 		case kubefile.KindRun:
-			err = fmt.Errorf("RUN is not supported yet")
+			// The working rootfs already holds RUN's changes: store only.
+			layer, err = b.runStep(ctx, st)
+			if err == nil && layer.Len() > 0 && b.w != nil {
+				err = b.storeLayer(ctx, layer, in.String())
+			}
+			if err != nil {
+				return fmt.Errorf("%s: RUN: %w", in.Pos, err)
+			}
+			continue
 		default:
 			continue // metadata only: gathered into the config
 		}
@@ -310,6 +320,15 @@ func (b *builder) addLayer(ctx context.Context, l *rootfs.Layer, createdBy strin
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(l.WriteTar(ctx, pw)) }()
 	err := b.addTar(ctx, pr, createdBy)
+	pr.CloseWithError(errors.New("layer abandoned"))
+	return err
+}
+
+// storeLayer writes a layer to the bundle without applying it.
+func (b *builder) storeLayer(ctx context.Context, l *rootfs.Layer, createdBy string) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(l.WriteTar(ctx, pw)) }()
+	_, err := b.w.AddLayer(ctx, pr, createdBy)
 	pr.CloseWithError(errors.New("layer abandoned"))
 	return err
 }

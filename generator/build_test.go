@@ -187,7 +187,8 @@ func TestBuildErrors(t *testing.T) {
 		{"source outside context", "FROM scratch\nCOPY ../../etc/passwd /x\n", nil, "outside the build context"},
 		{"base image", "FROM docker.io/library/busybox:1\n", nil, "Kubefile:1:1: FROM docker.io/library/busybox:1: base cluster images are not supported yet"},
 		{"absolute symlink", "FROM scratch\nCOPY d /d\n", map[string]string{"d/link": "->/etc/passwd"}, "absolute path"},
-		{"RUN", "FROM scratch\nRUN true\n", nil, "Kubefile:2:1: RUN: RUN is not supported yet"},
+		{"RUN fails", "FROM scratch\nRUN echo boom >&2; exit 3\n", nil, "Kubefile:2:1: RUN: command failed with exit code 3:\nboom"},
+		{"RUN makes a fifo", "FROM scratch\nRUN mkfifo p\n", nil, "RUN made p, a p---------: only files"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
