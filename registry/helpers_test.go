@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,15 @@ func randomImage(t testing.TB, size int64, n int) v1.Image {
 	t.Helper()
 	img, err := random.Image(size, int64(n))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A platform in the config: containerd matches single-manifest images by it.
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
 	return img
