@@ -7,12 +7,23 @@ import (
 	"os"
 	"text/tabwriter"
 
+	"github.com/spf13/pflag"
+
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/internal/progress"
 	"github.com/sealpack/sealpack/rootfs"
 )
 
-func (env *Env) open() (*bundle.Bundle, error) {
+// bundleFlag adds --bundle, which points a command at a bundle file other
+// than the running program (the engine verifies the copy it placed on a host).
+func bundleFlag(fs *pflag.FlagSet) *string {
+	return fs.String("bundle", "", "use this bundle file instead of the running installer")
+}
+
+func (env *Env) open(path string) (*bundle.Bundle, error) {
+	if path != "" {
+		return bundle.Open(path)
+	}
 	return env.Open()
 }
 
@@ -30,10 +41,11 @@ type inspectOutput struct {
 func runInspect(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "inspect", "[--json]", "Show what the bundle contains. Reads only the trailer and the index.")
 	asJSON := fs.Bool("json", false, "print JSON")
+	from := bundleFlag(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	b, err := env.open()
+	b, err := env.open(*from)
 	if err != nil {
 		return err
 	}
@@ -99,10 +111,11 @@ func runInspect(ctx context.Context, env *Env, args []string) error {
 
 func runImages(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "images", "", "List the container images the bundle's registry serves.")
+	from := bundleFlag(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	b, err := env.open()
+	b, err := env.open(*from)
 	if err != nil {
 		return err
 	}
@@ -118,10 +131,12 @@ func runImages(ctx context.Context, env *Env, args []string) error {
 func runVerify(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "verify", "[--public-key FILE]", "Check every byte of the bundle against its SHA-256, in one read of the file.")
 	pubPath := fs.String("public-key", "", "also check the bundle's signature with this ed25519 public key (PEM)")
+	quiet := fs.BoolP("quiet", "q", false, "print nothing when the bundle is good")
+	from := bundleFlag(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	b, err := env.open()
+	b, err := env.open(*from)
 	if err != nil {
 		return err
 	}
@@ -136,6 +151,9 @@ func runVerify(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	bar := progress.New(env.Stderr, "verify")
+	if *quiet {
+		bar = progress.New(nil, "")
+	}
 	if err := b.Verify(ctx, bar.Update); err != nil {
 		return fmt.Errorf("%s: %w", b.Path, err)
 	}
@@ -146,6 +164,9 @@ func runVerify(ctx context.Context, env *Env, args []string) error {
 	case b.Trailer.Signed():
 		msg = "signed by key " + bundle.FormatKeyID(b.Trailer.KeyID) + ", signature not checked: pass --public-key"
 	}
+	if *quiet {
+		return nil
+	}
 	fmt.Fprintf(env.Stdout, "%s: OK: %d blobs, %s, %s\n", b.Path, len(b.Index.Blobs), progress.Bytes(b.Trailer.LogicalSize+bundle.TrailerSize), msg)
 	return nil
 }
@@ -153,31 +174,19 @@ func runVerify(ctx context.Context, env *Env, args []string) error {
 func runExtract(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "extract", "--to DIR", "Unpack the merged rootfs (every layer in order, whiteouts applied) into DIR, atomically:\nDIR appears complete or not at all.")
 	to := fs.String("to", "", "directory to create (must not exist, or be empty)")
+	from := bundleFlag(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *to == "" {
 		return usageError{fmt.Errorf("--to DIR is required")}
 	}
-	b, err := env.open()
+	b, err := env.open(*from)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error {
-		for i, l := range b.Index.Layers {
-			r, err := b.OpenLayer(ctx, l)
-			if err != nil {
-				return err
-			}
-			err = rootfs.Apply(ctx, root, fmt.Sprintf("layer %d (%s)", i+1, l.CreatedBy), r)
-			r.Close()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error { return applyBundleLayers(ctx, b, root) })
 	if err != nil {
 		return err
 	}

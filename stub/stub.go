@@ -20,6 +20,7 @@ import (
 
 // Env is what a command sees of the world: its streams and how to open the bundle.
 type Env struct {
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	// Open opens the bundle this program carries; tests point it elsewhere.
 	Open func() (*bundle.Bundle, error)
@@ -33,12 +34,16 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"install", "install the cluster on the hosts (the default)", runInstall},
+		{"join", "add the new hosts of the answers file to the cluster", runJoin},
+		{"reset", "undo the install on every host", runReset},
+		{"answers", "print an answers file template: answers init", runAnswers},
 		{"inspect", "show what the bundle contains", runInspect},
 		{"verify", "check every byte of the bundle against its digest", runVerify},
 		{"extract", "unpack the merged rootfs into a directory", runExtract},
 		{"images", "list the container images in the bundle", runImages},
 		{"registry", "serve the bundle's images as an OCI registry (registry serve)", runRegistry},
 		{"version", "print the version", runVersion},
+		{"agent", "", runAgent}, // run on hosts by the install engine; not listed
 	}
 }
 
@@ -81,7 +86,9 @@ func Main(ctx context.Context, env *Env, args []string) int {
 func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "sealpack installer %s\n\nUsage: %s [command] [flags]\n\nCommands:\n", version.Version, progName())
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		if c.summary != "" {
+			fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		}
 	}
 	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", progName())
 }
@@ -123,15 +130,6 @@ func runVersion(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "sealpack installer %s (bundle format %d)\n", version.Version, bundle.FormatVersion)
 	return nil
-}
-
-func runInstall(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "install", "[--answers FILE]", "Install the bundle's cluster on the hosts.")
-	fs.String("answers", "", "answers file (Clusterfile) for an unattended install")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	return errors.New("not implemented yet: use inspect, verify or extract")
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -14,7 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := stub.Main(ctx, &stub.Env{Stdout: os.Stdout, Stderr: os.Stderr, Open: bundle.OpenSelf}, os.Args[1:])
+	code := stub.Main(ctx, &stub.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Open: bundle.OpenSelf}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -1,0 +1,378 @@
+package install_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sealpack/sealpack/generator"
+	"github.com/sealpack/sealpack/internal/testbed"
+)
+
+// installer builds the test cluster image (testdata/e2e/image) into an
+// installer once per test binary.
+var installer = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sealpack-e2e-")
+	if err != nil {
+		return "", err
+	}
+	stub, err := buildStub(dir)
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "installer.run")
+	_, err = generator.Build(context.Background(), generator.Options{
+		Kubefile: "../testdata/e2e/image/Kubefile", Output: out, Arch: "amd64", Stub: stub, CreatedBy: "e2e",
+	})
+	return out, err
+})
+
+func buildStub(dir string) ([]byte, error) {
+	out := filepath.Join(dir, "stub")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "../cmd/stub")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build stub: %v\n%s", err, b)
+	}
+	return os.ReadFile(out)
+}
+
+func mustInstaller(t *testing.T) string {
+	t.Helper()
+	p, err := installer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// rig is one test's bed, answers file and installer invocation.
+type rig struct {
+	t          *testing.T
+	bed        *testbed.Bed
+	dir        string
+	answers    string
+	knownHosts string
+	inst       string
+	env        []string
+}
+
+func newRig(t *testing.T, n int, opts ...testbed.Option) *rig {
+	t.Helper()
+	inst := mustInstaller(t)
+	bed := testbed.New(t, n, opts...)
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(kh, bed.KnownHosts(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, bed: bed, dir: dir, knownHosts: kh, inst: inst}
+}
+
+// writeAnswers writes a Clusterfile with the given hosts section and SSH settings.
+func (r *rig) writeAnswers(body string) {
+	r.t.Helper()
+	r.answers = filepath.Join(r.dir, "cluster.yaml")
+	text := "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: e2e\nspec:\n" + body
+	if err := os.WriteFile(r.answers, []byte(text), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) ip(i int) string { return r.bed.Hosts[i].IP.String() }
+
+// run runs the installer with a verb and returns its combined output and exit code.
+func (r *rig) run(ctx context.Context, verb string, extra ...string) (string, int) {
+	r.t.Helper()
+	args := append([]string{verb, "--answers", r.answers, "--yes", "--known-hosts", r.knownHosts, "--state-dir", filepath.Join(r.dir, "state")}, extra...)
+	cmd := exec.CommandContext(ctx, r.inst, args...)
+	cmd.Env = append(os.Environ(), r.env...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		r.t.Fatalf("run installer: %v", err)
+	}
+	return string(out), code
+}
+
+func (r *rig) exec(i int, cmd string) string {
+	r.t.Helper()
+	out, err := r.bed.Exec(context.Background(), i, cmd)
+	if err != nil {
+		r.t.Fatalf("on %s: %v", r.bed.Hosts[i].Name, err)
+	}
+	return out
+}
+
+// snapshot lists the files of the directories an install may touch.
+func (r *rig) snapshot(i int) string {
+	return r.exec(i, "find /etc /opt /var/lib /usr/local /root -xdev 2>/dev/null | sort")
+}
+
+func rootSSH(key string) string {
+	return fmt.Sprintf("  ssh:\n    user: root\n    pk: %s\n", key)
+}
+
+func TestInstallOneMasterTwoNodes(t *testing.T) {
+	r := newRig(t, 3)
+	r.writeAnswers(fmt.Sprintf(`  hosts:
+    - ips: [%s]
+      roles: [master]
+      env: [TEST_HOST_ENV=host-one]
+    - ips: [%s, %s]
+      roles: [node]
+  env: [TEST_CLUSTER_ENV=cluster-wide]
+`, r.ip(0), r.ip(1), r.ip(2)) + rootSSH(r.bed.KeyPath))
+	before := []string{r.snapshot(0), r.snapshot(1), r.snapshot(2)}
+	ctx := context.Background()
+
+	out, code := r.run(ctx, "install")
+	if code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	m0 := r.exec(0, "cat /etc/sealpack-test/log")
+	for _, want := range []string{
+		fmt.Sprintf("init-host role=master ip=%s master0=%s image=from-image host=host-one cluster=cluster-wide", r.ip(0), r.ip(0)),
+		"init-master0", "app on h1",
+	} {
+		if !strings.Contains(m0, want) {
+			t.Errorf("master log lacks %q:\n%s", want, m0)
+		}
+	}
+	for i := 1; i <= 2; i++ {
+		log := r.exec(i, "cat /etc/sealpack-test/log")
+		want := fmt.Sprintf("init-host role=node ip=%s master0=%s image=from-image host= cluster=cluster-wide", r.ip(i), r.ip(0))
+		if !strings.Contains(log, want) || !strings.Contains(log, "join-node token=token-h1") || strings.Contains(log, "app on") {
+			t.Errorf("node %d log:\n%s\nwant %q and the join token, and no app", i, log, want)
+		}
+		if got := strings.TrimSpace(r.exec(i, "cat /etc/sealpack-test/nodes")); got != r.ip(1)+" "+r.ip(2) {
+			t.Errorf("SEALPACK_NODES on node %d = %q", i, got)
+		}
+		// Nodes got the stub and the layers, not the whole bundle.
+		if ls := r.exec(i, "ls /var/lib/sealpack"); strings.Contains(ls, "bundle") {
+			t.Errorf("node %d holds the whole bundle: %s", i, ls)
+		}
+	}
+	var daemons []string
+	for i := range 3 {
+		if p := r.exec(i, "cat /etc/sealpack-test/payload.txt"); p != "payload shipped in the rootfs\n" {
+			t.Errorf("host %d payload = %q", i, p)
+		}
+		pid := strings.TrimSpace(r.exec(i, "cat /etc/sealpack-test/daemon.pid"))
+		if r.exec(i, "kill -0 "+pid+" && echo alive") != "alive\n" {
+			t.Errorf("host %d: the long-running process %s is not running", i, pid)
+		}
+		daemons = append(daemons, pid)
+	}
+	stubSize := r.exec(1, "stat -c %s /var/lib/sealpack/bin/sealpack")
+	if fi, _ := os.Stat(r.inst); strings.TrimSpace(stubSize) == fmt.Sprint(fi.Size()) {
+		t.Errorf("the program copied to hosts is the whole installer (%s bytes), want the stub only", stubSize)
+	}
+
+	// A second run finds everything done and sends nothing.
+	out, code = r.run(ctx, "install")
+	if code != 0 || !strings.Contains(out, "sent 0 B from this machine") || strings.Contains(out, ": done in") {
+		t.Errorf("re-run: exit %d, want nothing redone and nothing sent:\n%s", code, out)
+	}
+
+	// reset puts every host back as it was.
+	out, code = r.run(ctx, "reset")
+	if code != 0 {
+		t.Fatalf("reset: exit %d\n%s", code, out)
+	}
+	for i := range 3 {
+		if after := r.snapshot(i); after != before[i] {
+			t.Errorf("host %d differs after reset:\n%s", i, diffLines(before[i], after))
+		}
+	}
+	for i, pid := range daemons {
+		// A zombie waiting for PID 1 to reap it counts as stopped.
+		if r.exec(i, "grep -qs '^State:.*[RSD]' /proc/"+pid+"/status && echo alive || true") != "" {
+			t.Errorf("reset left host %d's long-running process %s", i, pid)
+		}
+	}
+}
+
+func diffLines(a, b string) string {
+	in := map[string]bool{}
+	for _, l := range strings.Split(a, "\n") {
+		in[l] = true
+	}
+	var out []string
+	for _, l := range strings.Split(b, "\n") {
+		if !in[l] {
+			out = append(out, "+ "+l)
+		}
+		delete(in, l)
+	}
+	for l := range in {
+		out = append(out, "- "+l)
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestInstallThreeMastersTwoNodesWithSudoUser(t *testing.T) {
+	r := newRig(t, 5)
+	r.env = []string{"E2E_SSH_PASSWORD=" + r.bed.Password}
+	r.writeAnswers(fmt.Sprintf(`  hosts:
+    - ips: [%s, %s, %s]
+      roles: [master]
+    - ips: [%s, %s]
+      roles: [node]
+  ssh:
+    user: %s
+    passwdEnv: E2E_SSH_PASSWORD
+`, r.ip(0), r.ip(1), r.ip(2), r.ip(3), r.ip(4), r.bed.User))
+	out, code := r.run(context.Background(), "install", "--verbose")
+	if code != 0 {
+		t.Fatalf("install as %s: exit %d\n%s", r.bed.User, code, out)
+	}
+	for i := 1; i <= 2; i++ {
+		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-master token=token-h1") {
+			t.Errorf("master %d did not join:\n%s", i+1, log)
+		}
+		if owner := r.exec(i, "stat -c %U /var/lib/sealpack/rootfs"); owner != "root\n" {
+			t.Errorf("rootfs owned by %q: phases did not run as root through sudo", owner)
+		}
+	}
+	for i := 3; i <= 4; i++ {
+		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1") {
+			t.Errorf("node %d did not join:\n%s", i+1, log)
+		}
+	}
+	// The password never shows in the output or any log.
+	if strings.Contains(out, r.bed.Password) {
+		t.Error("the SSH password appears in the installer's output")
+	}
+	filepath.WalkDir(filepath.Join(r.dir, "state"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), r.bed.Password) {
+				t.Errorf("the SSH password appears in %s", p)
+			}
+		}
+		return nil
+	})
+	for i := range 5 {
+		if hits := r.exec(i, "grep -rl "+r.bed.Password+" /var/lib/sealpack /etc/sealpack-test 2>/dev/null || true"); hits != "" {
+			t.Errorf("the SSH password appears on host %d in %s", i, hits)
+		}
+	}
+}
+
+func TestResumeAfterLostLink(t *testing.T) {
+	r := newRig(t, 3)
+	r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s]\n      roles: [master]\n    - ips: [%s, %s]\n      roles: [node]\n", r.ip(0), r.ip(1), r.ip(2)) + rootSSH(r.bed.KeyPath))
+	// Hold the last node inside join-node, cut its SSH link there, then restore it.
+	r.exec(2, "mkdir -p /etc/sealpack-test && touch /etc/sealpack-test/hold")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, code := r.run(ctx, "install")
+		done <- result{out, code}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for r.exec(2, "cat /etc/sealpack-test/join-node-started 2>/dev/null || true") == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("join-node never started on the last node")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := r.bed.StopSSH(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code == 0 || !strings.Contains(res.out, r.ip(2)) || !strings.Contains(res.out, "run the same command again") {
+		t.Fatalf("install with a dead link: exit %d, want a failure naming %s and how to resume:\n%s", res.code, r.ip(2), res.out)
+	}
+	r.exec(2, "rm -f /etc/sealpack-test/hold")
+	if err := r.bed.StartSSH(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	out, code := r.run(ctx, "install")
+	if code != 0 {
+		t.Fatalf("resumed install: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "sent 0 B from this machine") {
+		t.Errorf("the resumed install copied again:\n%s", out)
+	}
+	for _, want := range []string{r.ip(2) + "] join-node: done", r.ip(1) + "] join-node: already done", r.ip(0) + "] init-master0: already done"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("resumed install lacks %q:\n%s", want, out)
+		}
+	}
+	if log := r.exec(2, "cat /etc/sealpack-test/log"); strings.Count(log, "init-host") != 1 || !strings.Contains(log, "join-node token=") {
+		t.Errorf("after resume, node log:\n%s\nwant init-host once and join-node done", log)
+	}
+}
+
+func TestHostKeysAreVerified(t *testing.T) {
+	r := newRig(t, 2)
+	r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s]\n      roles: [master]\n    - ips: [%s]\n      roles: [node]\n", r.ip(0), r.ip(1)) + rootSSH(r.bed.KeyPath))
+	ctx := context.Background()
+	h0, h1 := r.bed.Hosts[0], r.bed.Hosts[1]
+
+	// A changed key: known_hosts says host 2 has host 1's key.
+	forged := h0.KnownHostsLine + "\n" + strings.Replace(h0.KnownHostsLine, h0.IP.String(), h1.IP.String(), 1) + "\n"
+	os.WriteFile(r.knownHosts, []byte(forged), 0o600)
+	out, code := r.run(ctx, "install")
+	if code == 0 || !strings.Contains(out, "host key of "+h1.IP.String()+" CHANGED") || !strings.Contains(out, h1.Fingerprint) {
+		t.Errorf("changed host key: exit %d, want a refusal naming %s and %s:\n%s", code, h1.IP, h1.Fingerprint, out)
+	}
+
+	// An unknown key is refused unless accepted, then recorded.
+	os.WriteFile(r.knownHosts, []byte(h0.KnownHostsLine+"\n"), 0o600)
+	out, code = r.run(ctx, "install")
+	if code == 0 || !strings.Contains(out, "host key of "+h1.IP.String()+" is not known ("+h1.Fingerprint+")") {
+		t.Errorf("unknown host key: exit %d:\n%s", code, out)
+	}
+	out, code = r.run(ctx, "install", "--accept-new-host-keys")
+	if code != 0 || !strings.Contains(out, h1.Fingerprint) {
+		t.Fatalf("--accept-new-host-keys: exit %d, want the fingerprint printed:\n%s", code, out)
+	}
+	if kh, _ := os.ReadFile(r.knownHosts); !strings.Contains(string(kh), h1.IP.String()) {
+		t.Errorf("accepted key not recorded in known_hosts:\n%s", kh)
+	}
+
+	// A key pinned in the answers file wins over known_hosts, and a wrong pin stops.
+	r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s]\n      roles: [master]\n      hostKey: %s\n    - ips: [%s]\n      roles: [node]\n", h0.IP, h1.Fingerprint, h1.IP) + rootSSH(r.bed.KeyPath))
+	out, code = r.run(ctx, "install")
+	if code == 0 || !strings.Contains(out, "not the one pinned") {
+		t.Errorf("wrong pinned key: exit %d:\n%s", code, out)
+	}
+}
+
+func TestPreflightNamesEveryProblem(t *testing.T) {
+	r := newRig(t, 2, testbed.WithDiskLimit(1, "4M"))
+	unreachable := r.bed.Subnet.Addr().Next().Next().Next().Next().Next().Next().Next().Next().Next() // .10: nothing there
+	r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s]\n      roles: [master]\n    - ips: [%s, %s]\n      roles: [node]\n", r.ip(0), r.ip(1), unreachable) + rootSSH(r.bed.KeyPath))
+	before := r.snapshot(0)
+	out, code := r.run(context.Background(), "install")
+	if code == 0 {
+		t.Fatalf("install with bad hosts succeeded:\n%s", out)
+	}
+	for _, want := range []string{
+		"preflight failed",
+		unreachable.String() + ": connect:",
+		r.ip(1) + ": disk: needs",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if after := r.snapshot(0); after != before {
+		t.Errorf("preflight changed a host:\n%s", diffLines(before, after))
+	}
+}

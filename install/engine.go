@@ -1,0 +1,226 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/cluster"
+)
+
+// Options configure an engine run.
+type Options struct {
+	Cluster  *cluster.Cluster
+	Bundle   *bundle.Bundle
+	HostKeys HostKeyPolicy
+	Timeouts Timeouts
+	Sink     Sink
+	// StateFile records every finished step on the installing host (JSON).
+	StateFile string
+	// Parallel bounds hosts worked on at once (default 8); uploads share it.
+	Parallel int
+	// Registry is host:port of the cluster's registry, given to phase scripts.
+	// Empty means the first master's address at the Clusterfile's registry port.
+	Registry string
+}
+
+// Engine installs, joins and resets clusters.
+type Engine struct {
+	opts         Options
+	c            *cluster.Cluster
+	state        *localState
+	knownHostsMu sync.Mutex
+
+	mu    sync.Mutex
+	conns map[string]*Conn
+	facts map[string]*Facts
+}
+
+// New returns an engine for the options.
+func New(opts Options) (*Engine, error) {
+	if opts.Cluster == nil || opts.Bundle == nil {
+		return nil, errors.New("install: a cluster and a bundle are required")
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 8
+	}
+	if opts.Sink == nil {
+		opts.Sink = SinkFunc(func(Event) {})
+	}
+	opts.Timeouts = opts.Timeouts.withDefaults()
+	if opts.Registry == "" {
+		opts.Registry = fmt.Sprintf("%s:%d", opts.Cluster.Master0().IP, opts.Cluster.Registry.Port)
+	}
+	st, err := loadState(opts.StateFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{opts: opts, c: opts.Cluster, state: st, conns: map[string]*Conn{}, facts: map[string]*Facts{}}, nil
+}
+
+// Close ends every SSH connection.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for ip, c := range e.conns {
+		c.Close()
+		delete(e.conns, ip)
+	}
+	return nil
+}
+
+func (e *Engine) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	e.opts.Sink.Event(ev)
+}
+
+// paths on a host, all under the data root.
+func (e *Engine) dataRoot() string { return e.c.DataRoot }
+func (e *Engine) remote(p ...string) string {
+	return path.Join(append([]string{e.c.DataRoot}, p...)...)
+}
+func (e *Engine) stubPath() string   { return e.remote("bin", "sealpack") }
+func (e *Engine) rootfsPath() string { return e.remote("rootfs") }
+func (e *Engine) sharePath() string  { return e.remote("share") }
+func (e *Engine) blobDir() string    { return e.remote("blobs") }
+func (e *Engine) markerPath(step string) string {
+	return e.remote("state", step+".done")
+}
+
+// forEach runs fn for every node with at most limit at once, and returns
+// every node's error joined (nil when all succeed).
+func forEach(ctx context.Context, nodes []cluster.Node, limit int, fn func(context.Context, cluster.Node) error) error {
+	if limit <= 0 {
+		limit = len(nodes)
+	}
+	sem := make(chan struct{}, limit)
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			errs[i] = fn(ctx, n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// conn returns the host's connection, dialling it if needed or if the last
+// one was lost.
+func (e *Engine) conn(ctx context.Context, n cluster.Node) (*Conn, error) {
+	e.mu.Lock()
+	c := e.conns[n.IP]
+	e.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := Dial(ctx, n, &e.opts.HostKeys, &e.knownHostsMu, e.opts.Timeouts)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.conns[n.IP] = c
+	e.mu.Unlock()
+	return c, nil
+}
+
+// dropConn forgets a connection that failed, so the next step redials.
+func (e *Engine) dropConn(ip string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.conns[ip]; c != nil {
+		c.Close()
+		delete(e.conns, ip)
+	}
+}
+
+// step runs one idempotent step on a host: skipped when the host's marker
+// says it is done, recorded on the host and locally when it succeeds.
+// A step that loses its connection is retried once on a new one.
+func (e *Engine) step(ctx context.Context, n cluster.Node, phase, name string, fn func(ctx context.Context, c *Conn) (string, error)) error {
+	return e.stepID(ctx, n, phase, name, "", fn)
+}
+
+// stepID is step for work whose result depends on content: the marker holds
+// id (a digest), and a marker with another id means the work is redone, as
+// when a newer bundle is installed over an older one.
+func (e *Engine) stepID(ctx context.Context, n cluster.Node, phase, name, id string, fn func(ctx context.Context, c *Conn) (string, error)) error {
+	c, err := e.conn(ctx, n)
+	if err != nil {
+		e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: phase, Step: name, Err: err})
+		return err
+	}
+	if out, err := c.Output(ctx, "cat "+shellQuote(e.markerPath(name))+" 2>/dev/null || true", time.Minute); err == nil && markerDone(out, id) {
+		e.emit(Event{Kind: StepSkipped, Host: n.IP, Phase: phase, Step: name})
+		e.state.record(n.IP, name)
+		return nil
+	}
+	start := time.Now()
+	e.emit(Event{Kind: StepStart, Host: n.IP, Phase: phase, Step: name})
+	msg, err := fn(ctx, c)
+	var ce *ConnError
+	if errors.As(err, &ce) && ctx.Err() == nil {
+		e.dropConn(n.IP)
+		e.emit(Event{Kind: Info, Host: n.IP, Phase: phase, Step: name, Message: "connection lost, reconnecting: " + ce.Error()})
+		if c, err = e.conn(ctx, n); err == nil {
+			msg, err = fn(ctx, c)
+		}
+	}
+	if err == nil {
+		content := id
+		if content == "" {
+			content = time.Now().UTC().Format(time.RFC3339)
+		}
+		err = e.mark(ctx, c, name, content)
+	}
+	if err != nil {
+		if errors.As(err, &ce) {
+			e.dropConn(n.IP)
+		}
+		e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: phase, Step: name, Err: err, Elapsed: time.Since(start)})
+		return fmt.Errorf("%s: %s: %w", phase, name, err)
+	}
+	e.state.record(n.IP, name)
+	if err := e.state.save(); err != nil {
+		return err
+	}
+	e.emit(Event{Kind: StepDone, Host: n.IP, Phase: phase, Step: name, Elapsed: time.Since(start), Message: msg})
+	return nil
+}
+
+func markerDone(content, id string) bool {
+	content = strings.TrimSpace(content)
+	return content != "" && (id == "" || content == id)
+}
+
+// mark writes a step's marker atomically on the host.
+func (e *Engine) mark(ctx context.Context, c *Conn, name, content string) error {
+	p := e.markerPath(name)
+	cmd := fmt.Sprintf("mkdir -p %s && printf '%%s\\n' %s > %s.tmp && mv %s.tmp %s", shellQuote(path.Dir(p)), shellQuote(content), shellQuote(p), shellQuote(p), shellQuote(p))
+	_, err := c.Output(ctx, cmd, time.Minute)
+	return err
+}
+
+func ips(nodes []cluster.Node) string {
+	s := make([]string, len(nodes))
+	for i, n := range nodes {
+		s[i] = n.IP
+	}
+	return strings.Join(s, " ")
+}

@@ -1,0 +1,339 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/cluster"
+)
+
+// The phases a cluster image's scripts implement, in the order the engine
+// runs them. A missing script means the phase has nothing to do.
+const (
+	PhaseInitHost    = "init-host"
+	PhaseInitMaster0 = "init-master0"
+	PhaseJoinMaster  = "join-master"
+	PhaseJoinNode    = "join-node"
+	PhaseResetHost   = "reset-host"
+)
+
+// Install runs every phase on every host; steps already done are skipped,
+// so a re-run after any failure resumes at the step that failed.
+func (e *Engine) Install(ctx context.Context) error {
+	if _, err := e.Preflight(ctx); err != nil {
+		return err
+	}
+	all := e.c.All()
+	m0 := e.c.Master0()
+	others := func(nodes []cluster.Node) []cluster.Node {
+		var out []cluster.Node
+		for _, n := range nodes {
+			if n.IP != m0.IP {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"distribute", func(ctx context.Context) error { return e.distribute(ctx, all) }},
+		{"pre-install plugins", func(ctx context.Context) error { return e.plugins(ctx, all, cluster.ActionPreInstall) }},
+		{PhaseInitHost, func(ctx context.Context) error {
+			return forEach(ctx, all, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+				if err := e.plugins(ctx, []cluster.Node{n}, cluster.ActionPreInitHost); err != nil {
+					return err
+				}
+				if err := e.runPhase(ctx, n, PhaseInitHost); err != nil {
+					return err
+				}
+				return e.plugins(ctx, []cluster.Node{n}, cluster.ActionPostInitHost)
+			})
+		}},
+		{PhaseInitMaster0, func(ctx context.Context) error { return e.runPhase(ctx, m0, PhaseInitMaster0) }},
+		{"share", func(ctx context.Context) error { return e.copyShare(ctx, m0, others(all)) }},
+		{PhaseJoinMaster, func(ctx context.Context) error {
+			// One at a time: control planes join an etcd quorum one member at a time.
+			for _, n := range others(e.c.Masters()) {
+				if err := e.runPhase(ctx, n, PhaseJoinMaster); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{PhaseJoinNode, func(ctx context.Context) error {
+			return forEach(ctx, e.c.Nodes(), e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+				return e.runPhase(ctx, n, PhaseJoinNode)
+			})
+		}},
+		{"apps", func(ctx context.Context) error { return e.apps(ctx, m0) }},
+		{"post-install plugins", func(ctx context.Context) error { return e.plugins(ctx, all, cluster.ActionPostInstall) }},
+	}
+	start := time.Now()
+	for _, s := range steps {
+		t := time.Now()
+		if err := s.run(ctx); err != nil {
+			return err
+		}
+		e.emit(Event{Kind: Info, Phase: s.name, Message: fmt.Sprintf("%s finished in %v", s.name, time.Since(t).Round(time.Millisecond))})
+	}
+	e.emit(Event{Kind: Info, Message: fmt.Sprintf("cluster installed on %d hosts in %v", len(all), time.Since(start).Round(time.Millisecond))})
+	return nil
+}
+
+// Join adds the hosts of the Clusterfile that are not part of the cluster
+// yet. The first master must be installed; everything already done is skipped.
+func (e *Engine) Join(ctx context.Context) error {
+	m0 := e.c.Master0()
+	c, err := e.conn(ctx, m0)
+	if err != nil {
+		return err
+	}
+	if out, _ := c.Output(ctx, "cat "+shellQuote(e.markerPath(PhaseInitMaster0))+" 2>/dev/null || true", time.Minute); strings.TrimSpace(out) == "" {
+		return fmt.Errorf("join: %s has no cluster yet (init-master0 never finished): run install first", m0.IP)
+	}
+	return e.Install(ctx)
+}
+
+// scriptEnv is the environment of a phase script on a host: the documented
+// SEALPACK_ variables, then the Clusterfile's env (the host's winning).
+func (e *Engine) scriptEnv(n cluster.Node, extra ...string) []string {
+	role := cluster.RoleNode
+	if n.IsMaster() {
+		role = cluster.RoleMaster
+	}
+	env := []string{
+		"SEALPACK_ROLE=" + role,
+		"SEALPACK_HOST_IP=" + n.IP,
+		"SEALPACK_MASTER0_IP=" + e.c.Master0().IP,
+		"SEALPACK_MASTERS=" + ips(e.c.Masters()),
+		"SEALPACK_NODES=" + ips(e.c.Nodes()),
+		"SEALPACK_DATA_ROOT=" + e.dataRoot(),
+		"SEALPACK_ROOTFS=" + e.rootfsPath(),
+		"SEALPACK_REGISTRY=" + e.opts.Registry,
+		"SEALPACK_REGISTRY_CA=" + e.registryCAPath(),
+		"SEALPACK_SHARE=" + e.sharePath(),
+	}
+	env = append(env, e.opts.Bundle.Index.Config.Env...)
+	env = append(env, n.Env...)
+	return append(env, extra...)
+}
+
+func (e *Engine) registryCAPath() string { return e.remote("registry", "ca.crt") }
+
+// shellCommand runs script (shell text) in dir with env, as root.
+func shellCommand(dir string, env []string, script string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cd %s && exec env", shellQuote(dir))
+	for _, kv := range env {
+		b.WriteString(" " + shellQuote(kv))
+	}
+	b.WriteString(" sh -c " + shellQuote(script))
+	return b.String()
+}
+
+// runScript runs shell text on a host, streaming its output as Log events.
+// Errors name the label, not the command line: it may carry env values.
+func (e *Engine) runScript(ctx context.Context, c *Conn, phase, label, dir string, env []string, script string) error {
+	out := &lineWriter{emit: func(line string) {
+		e.emit(Event{Kind: Log, Host: c.Node.IP, Phase: phase, Step: label, Message: line})
+	}}
+	var tail tailBuffer
+	err := c.Exec(ctx, shellCommand(dir, env, script), nil, io.MultiWriter(out, &tail), io.MultiWriter(out, &tail), e.opts.Timeouts.Command)
+	out.flush()
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		ce.Cmd, ce.Stderr = label, tail.String()
+	}
+	return err
+}
+
+// runPhase runs scripts/<phase>.sh of the rootfs on a host, if it exists.
+func (e *Engine) runPhase(ctx context.Context, n cluster.Node, phase string) error {
+	return e.step(ctx, n, phase, phase, func(ctx context.Context, c *Conn) (string, error) {
+		script := fmt.Sprintf(`mkdir -p "$SEALPACK_SHARE" && if [ -f scripts/%[1]s.sh ]; then sh scripts/%[1]s.sh; else echo 'no scripts/%[1]s.sh: nothing to do'; fi`, phase)
+		return "", e.runScript(ctx, c, phase, "scripts/"+phase+".sh", e.rootfsPath(), e.scriptEnv(n), script)
+	})
+}
+
+// plugins runs the Clusterfile's SHELL plugins for an action on the hosts
+// in their scope.
+func (e *Engine) plugins(ctx context.Context, nodes []cluster.Node, action string) error {
+	for _, p := range e.c.Plugins {
+		if p.Action != action {
+			continue
+		}
+		err := forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+			if !p.Applies(n.Roles) {
+				return nil
+			}
+			return e.step(ctx, n, "plugin", "plugin-"+action+"-"+p.Name, func(ctx context.Context, c *Conn) (string, error) {
+				return "", e.runScript(ctx, c, "plugin", "plugin "+p.Name, e.rootfsPath(), e.scriptEnv(n), p.Data)
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyShare copies what init-master0 left in SEALPACK_SHARE to every other
+// host before it joins.
+func (e *Engine) copyShare(ctx context.Context, m0 cluster.Node, nodes []cluster.Node) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	var archive []byte
+	fetch := func(ctx context.Context) error {
+		if archive != nil {
+			return nil
+		}
+		c, err := e.conn(ctx, m0)
+		if err != nil {
+			return err
+		}
+		var out, errOut bytes.Buffer
+		err = c.Exec(ctx, fmt.Sprintf("mkdir -p %[1]s && tar -C %[1]s -cf - .", shellQuote(e.sharePath())), nil, &out, &errOut, 5*time.Minute)
+		if err != nil {
+			return fmt.Errorf("read %s on %s: %w: %s", e.sharePath(), m0.IP, err, errOut.String())
+		}
+		archive = out.Bytes()
+		return nil
+	}
+	for _, n := range nodes {
+		err := e.step(ctx, n, "share", "share", func(ctx context.Context, c *Conn) (string, error) {
+			if err := fetch(ctx); err != nil {
+				return "", err
+			}
+			cmd := fmt.Sprintf("mkdir -p %[1]s && tar -C %[1]s -xf -", shellQuote(e.sharePath()))
+			err := c.Exec(ctx, cmd, bytes.NewReader(archive), io.Discard, io.Discard, 5*time.Minute)
+			return fmt.Sprintf("%d bytes", len(archive)), err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apps runs the cluster image's launch commands on the first master: CMDS,
+// or each LAUNCH app by its APPCMDS or, failing those, by its type.
+func (e *Engine) apps(ctx context.Context, m0 cluster.Node) error {
+	cfg := e.opts.Bundle.Index.Config
+	type job struct {
+		label, dir, script string
+		env                []string
+	}
+	var jobs []job
+	for _, cmd := range cfg.Cmds {
+		jobs = append(jobs, job{label: "CMDS " + firstLine(cmd), dir: e.rootfsPath(), script: cmd})
+	}
+	for _, name := range cfg.Launch {
+		app := findApp(cfg, name)
+		if app == nil {
+			return fmt.Errorf("apps: LAUNCH names %q, which the bundle does not carry", name)
+		}
+		dir := path.Join(e.rootfsPath(), "application", "apps", name)
+		cmds := app.Cmds
+		if len(cmds) == 0 {
+			switch app.Type {
+			case "kube":
+				cmds = []string{"kubectl apply -f ."}
+			case "helm":
+				cmds = []string{"helm upgrade --install " + name + " ."}
+			default:
+				cmds = []string{"for f in *.sh; do sh \"$f\" || exit 1; done"}
+			}
+		}
+		for _, cmd := range cmds {
+			jobs = append(jobs, job{label: "app " + name + ": " + firstLine(cmd), dir: dir, script: cmd, env: app.Env})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	return e.step(ctx, m0, "apps", "apps", func(ctx context.Context, c *Conn) (string, error) {
+		for _, j := range jobs {
+			if err := e.runScript(ctx, c, "apps", j.label, j.dir, e.scriptEnv(m0, j.env...), j.script); err != nil {
+				return "", err
+			}
+		}
+		return fmt.Sprintf("%d commands", len(jobs)), nil
+	})
+}
+
+func findApp(cfg bundle.Config, name string) *bundle.App {
+	for _, list := range [][]bundle.App{cfg.Apps, cfg.CNI, cfg.CSI} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+// Reset undoes the install on every host of the Clusterfile: it runs the
+// image's reset-host.sh, then removes everything under the data root.
+func (e *Engine) Reset(ctx context.Context) error {
+	all := e.c.All()
+	err := forEach(ctx, all, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+		c, err := e.conn(ctx, n)
+		if err != nil {
+			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: "connect", Err: err})
+			return err
+		}
+		start := time.Now()
+		e.emit(Event{Kind: StepStart, Host: n.IP, Phase: "reset", Step: PhaseResetHost})
+		script := fmt.Sprintf("if [ -f %[1]s/scripts/reset-host.sh ]; then cd %[1]s && sh scripts/reset-host.sh; fi", shellQuote(e.rootfsPath()))
+		if err := e.runScript(ctx, c, "reset", "scripts/reset-host.sh", "/", e.scriptEnv(n), script); err != nil {
+			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Err: err})
+			return err
+		}
+		if _, err := c.Output(ctx, "rm -rf "+shellQuote(e.dataRoot()), 10*time.Minute); err != nil {
+			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: "remove data root", Err: err})
+			return err
+		}
+		e.state.forget(n.IP)
+		e.emit(Event{Kind: StepDone, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Elapsed: time.Since(start)})
+		return nil
+	})
+	if serr := e.state.save(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// tailBuffer keeps the last lines of a command's output for its error.
+type tailBuffer struct {
+	lines []string
+	part  string
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	s := t.part + string(p)
+	parts := strings.Split(s, "\n")
+	t.part = parts[len(parts)-1]
+	t.lines = append(t.lines, parts[:len(parts)-1]...)
+	if len(t.lines) > 20 {
+		t.lines = t.lines[len(t.lines)-20:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	lines := t.lines
+	if t.part != "" {
+		lines = append(lines, t.part)
+	}
+	return strings.Join(lines, "\n")
+}

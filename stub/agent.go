@@ -1,0 +1,177 @@
+package stub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/rootfs"
+)
+
+// The agent commands run on cluster hosts, started over SSH by the install
+// engine from the copy of this program it placed there. They are not meant
+// for people, so they stay out of the usage text.
+
+var digestRE = regexp.MustCompile(`^sha256:([a-f0-9]{64})$`)
+
+func runAgent(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usageError{errors.New("agent: expected receive-blob or unpack")}
+	}
+	switch args[0] {
+	case "receive-blob":
+		return agentReceiveBlob(ctx, env, args[1:])
+	case "unpack":
+		return agentUnpack(ctx, env, args[1:])
+	}
+	return usageError{fmt.Errorf("agent: unknown command %q", args[0])}
+}
+
+// blobPath is where a host keeps a blob: DIR/sha256/<hex>.
+func blobPath(dir, digest string) (string, error) {
+	m := digestRE.FindStringSubmatch(digest)
+	if m == nil {
+		return "", fmt.Errorf("invalid digest %q", digest)
+	}
+	return filepath.Join(dir, "sha256", m[1]), nil
+}
+
+// agentReceiveBlob stores stdin as a blob, only if it hashes to the digest:
+// a blob file that exists is a verified blob.
+func agentReceiveBlob(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "agent receive-blob", "--digest D --dir DIR", "Store standard input as blob D under DIR if it matches D.")
+	digest := fs.String("digest", "", "expected digest")
+	dir := fs.String("dir", "", "blob directory")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	dst, err := blobPath(*dir, *digest)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".receive-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, env.Stdin})
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("receive %s: %w", *digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != *digest {
+		return fmt.Errorf("receive %s: got %d bytes hashing to %s: transfer corrupted", *digest, n, got)
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// agentUnpack builds the merged rootfs from layers, in order, and swaps it
+// into place atomically. Layers come from the blob directory (each checked
+// against its digest as it streams) or from a bundle file on the host.
+func agentUnpack(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "agent unpack", "--to DIR (--bundle FILE | --blobs DIR --layer D...)", "Unpack layers into DIR atomically.")
+	to := fs.String("to", "", "rootfs directory")
+	bundlePath := fs.String("bundle", "", "take the layers from this bundle file")
+	blobs := fs.String("blobs", "", "take the layers from this blob directory")
+	layers := fs.StringArray("layer", nil, "layer digest, in order (with --blobs)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *to == "" || (*bundlePath == "") == (*blobs == "") {
+		return usageError{errors.New("need --to and exactly one of --bundle or --blobs")}
+	}
+	if *bundlePath != "" {
+		b, err := bundle.Open(*bundlePath)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return rootfs.ReplaceAtomic(*to, func(root *os.Root) error { return applyBundleLayers(ctx, b, root) })
+	}
+	return rootfs.ReplaceAtomic(*to, func(root *os.Root) error {
+		for i, d := range *layers {
+			if err := applyBlobLayer(ctx, root, *blobs, d, i+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func applyBundleLayers(ctx context.Context, b *bundle.Bundle, root *os.Root) error {
+	for i, l := range b.Index.Layers {
+		r, err := b.OpenLayer(ctx, l)
+		if err != nil {
+			return err
+		}
+		err = rootfs.Apply(ctx, root, fmt.Sprintf("layer %d (%s)", i+1, l.CreatedBy), r)
+		r.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyBlobLayer(ctx context.Context, root *os.Root, dir, digest string, n int) error {
+	p, err := blobPath(dir, digest)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("layer %d: %w", n, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	dec, err := zstd.NewReader(io.TeeReader(f, h))
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	if err := rootfs.Apply(ctx, root, fmt.Sprintf("layer %d", n), dec); err != nil {
+		return err
+	}
+	// The tar ends before the compressed stream does: read the rest through
+	// the decoder (which may read ahead on its own goroutines), then any
+	// bytes it never asked for, so every byte of the blob is hashed once.
+	if _, err := io.Copy(io.Discard, dec); err != nil {
+		return fmt.Errorf("layer %d: %w", n, err)
+	}
+	dec.Close()
+	io.Copy(h, f)
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("layer %d: blob %s on disk hashes to %s", n, digest, got)
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

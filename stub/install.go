@@ -1,0 +1,160 @@
+package stub
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+
+	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/install"
+)
+
+// engineFlags are shared by install, join and reset.
+type engineFlags struct {
+	answers, knownHosts, stateDir string
+	acceptNew, yes, verbose       bool
+	parallel                      int
+}
+
+func addEngineFlags(fs *pflag.FlagSet) *engineFlags {
+	f := &engineFlags{}
+	fs.StringVarP(&f.answers, "answers", "a", "", "the answers file (Clusterfile); `answers init` writes a template")
+	fs.BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation")
+	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust hosts whose SSH key is not in known_hosts yet (fingerprints are printed and recorded)")
+	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file to check host keys against (default ~/.ssh/known_hosts)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "where this machine keeps the install state and logs (default ~/.local/state/sealpack/NAME)")
+	fs.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the output of remote scripts")
+	return f
+}
+
+func runInstall(ctx context.Context, env *Env, args []string) error {
+	return runEngine(ctx, env, args, "install", "Install the bundle's cluster on the hosts of the answers file over SSH.\nA re-run resumes where the last one stopped.")
+}
+
+func runJoin(ctx context.Context, env *Env, args []string) error {
+	return runEngine(ctx, env, args, "join", "Add the hosts of the answers file that are not in the cluster yet.")
+}
+
+func runReset(ctx context.Context, env *Env, args []string) error {
+	return runEngine(ctx, env, args, "reset", "Undo the install on every host of the answers file.")
+}
+
+func runEngine(ctx context.Context, env *Env, args []string, verb, summary string) error {
+	fs := flags(env, verb, "--answers FILE [--yes]", summary)
+	f := addEngineFlags(fs)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if f.answers == "" {
+		return usageError{fmt.Errorf("no answers file. The wizard is not part of this build yet; to run unattended:\n  %[1]s answers init > cluster.yaml   # then edit the hosts and SSH settings\n  %[1]s %[2]s --answers cluster.yaml --yes", progName(), verb)}
+	}
+	c, err := cluster.Load(f.answers)
+	if err != nil {
+		return err
+	}
+	b, err := env.open("")
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if !f.yes {
+		if err := confirm(env, fmt.Sprintf("%s %s on %d hosts (%s)?", verb, filepath.Base(b.Path), len(c.All()), strings.Join(hostIPs(c), ", "))); err != nil {
+			return err
+		}
+	}
+	dir := f.stateDir
+	if dir == "" {
+		base := os.Getenv("XDG_STATE_HOME")
+		if base == "" {
+			home, _ := os.UserHomeDir()
+			base = filepath.Join(home, ".local", "state")
+		}
+		name := c.Name
+		if name == "" {
+			name = c.Master0().IP
+		}
+		dir = filepath.Join(base, "sealpack", name)
+	}
+	logDir := filepath.Join(dir, "logs", time.Now().UTC().Format("20060102T150405Z")+"-"+verb)
+	logs, err := install.NewLogSink(logDir)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	e, err := install.New(install.Options{
+		Cluster: c,
+		Bundle:  b,
+		HostKeys: install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew, OnNewKey: func(ip string, key ssh.PublicKey) {
+			fmt.Fprintf(env.Stdout, "[%s] new host key accepted and recorded: %s %s\n", ip, key.Type(), ssh.FingerprintSHA256(key))
+		}},
+		Sink:      install.MultiSink{&install.PlainSink{W: env.Stdout, Verbose: f.verbose}, logs},
+		StateFile: filepath.Join(dir, "state.json"),
+		Parallel:  f.parallel,
+	})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	fmt.Fprintf(env.Stdout, "logs: %s\n", logDir)
+	switch verb {
+	case "install":
+		err = e.Install(ctx)
+	case "join":
+		err = e.Join(ctx)
+	case "reset":
+		err = e.Reset(ctx)
+	}
+	if err != nil {
+		var pe *install.PreflightError
+		if !errors.As(err, &pe) && verb != "reset" {
+			err = fmt.Errorf("%w\n\nFix the cause, then run the same command again: finished steps are skipped:\n  %s %s --answers %s --yes", err, progName(), verb, f.answers)
+		}
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s finished on %d hosts. Logs: %s\n", verb, len(c.All()), logDir)
+	return nil
+}
+
+func hostIPs(c *cluster.Cluster) []string {
+	var out []string
+	for _, n := range c.All() {
+		out = append(out, n.IP)
+	}
+	return out
+}
+
+// confirm asks on a terminal; without one, --yes is required.
+func confirm(env *Env, question string) error {
+	in, ok := env.Stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(in.Fd())) {
+		return usageError{errors.New("not a terminal and no --yes: pass --yes to run unattended")}
+	}
+	fmt.Fprintf(env.Stdout, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+		return errors.New("cancelled")
+	}
+	return nil
+}
+
+func runAnswers(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "answers", "init", "Print a commented answers file (Clusterfile) template: answers init > cluster.yaml")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "init" {
+		return usageError{errors.New("expected: answers init")}
+	}
+	_, err := env.Stdout.Write(cluster.Template())
+	return err
+}

@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+. scripts/lib.sh
+record "app on $(hostname)"

@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+. scripts/lib.sh
+record "join-master token=$(cat "$SEALPACK_SHARE/join-token")"
