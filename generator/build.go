@@ -56,6 +56,9 @@ type Options struct {
 	Transport http.RoundTripper
 	// Progress receives a line per image fetched; may be nil.
 	Progress io.Writer
+	// MergeConflict is "error" to refuse paths given by two FROM images;
+	// otherwise they are warnings.
+	MergeConflict string
 	// RunOutput receives what RUN commands print, as they print it; may be nil.
 	RunOutput io.Writer
 	// Getenv reads the environment (XDG dirs, PATH for RUN); os.Getenv when nil.
@@ -107,7 +110,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	res, err := prepare(opts)
+	res, bases, err := prepare(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +131,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := buildInto(ctx, opts, res, w); err != nil {
+	if err := buildInto(ctx, opts, res, bases, w); err != nil {
 		w.Abort()
 		return nil, err
 	}
@@ -143,31 +146,68 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	return &Result{Output: opts.Output, Index: *bd.Index}, nil
 }
 
-func prepare(opts Options) (*kubefile.Resolved, error) {
-	res, err := resolveKubefile(opts)
+// prepare reads the Kubefile and opens its FROM images: their apps are
+// needed to resolve the rest (LAUNCH and APPCMDS may name them).
+func prepare(ctx context.Context, opts Options) (*kubefile.Resolved, []*base, error) {
+	f, err := os.Open(opts.Kubefile)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("read Kubefile: %w", err)
+	}
+	parsed, err := kubefile.Parse(opts.Kubefile, f)
+	f.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Resolve up to the last FROM to learn the base references, with
+	// their ARGs expanded.
+	last := -1
+	for i, in := range parsed.Instructions {
+		if in.Kind == kubefile.KindFrom {
+			last = i
+		}
+	}
+	head := &kubefile.File{Name: parsed.Name, Instructions: parsed.Instructions[:last+1]}
+	hres, err := head.Resolve(kubefile.ResolveOptions{BuildArgs: opts.BuildArgs, Arch: opts.Arch})
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		bases    []*base
+		baseApps []string
+	)
+	for _, b := range hres.Bases {
+		if b.Ref == "scratch" {
+			continue
+		}
+		bs, err := opts.openBase(ctx, b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: FROM %s: %w", b.Pos, b.Ref, err)
+		}
+		bases = append(bases, bs)
+		for _, a := range append(append(bs.config.Apps, bs.config.CNI...), bs.config.CSI...) {
+			baseApps = append(baseApps, a.Name)
+		}
+	}
+	// The head's unused build args are no news: resolve the whole file.
+	res, err := parsed.Resolve(kubefile.ResolveOptions{BuildArgs: opts.BuildArgs, Arch: opts.Arch, BaseApps: baseApps})
+	if err != nil {
+		return nil, nil, err
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(opts.Warnings, "warning: %s\n", w)
 	}
-	for _, b := range res.Bases {
-		if b.Ref != "scratch" {
-			return nil, fmt.Errorf("%s: FROM %s: base cluster images are not supported yet; expected FROM scratch", b.Pos, b.Ref)
-		}
-	}
-	return res, nil
+	return res, bases, nil
 }
 
 // buildInto runs the steps into w, then discovers, fetches and adds the
 // container images.
-func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, w *bundle.Writer) error {
+func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases []*base, w *bundle.Writer) error {
 	b, err := newBuilder(opts, w)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	if err := b.run(ctx, res); err != nil {
+	if err := b.runAll(ctx, res, bases); err != nil {
 		return err
 	}
 	found, err := b.discover(ctx)
@@ -189,8 +229,37 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, w *bun
 	if err := images.AddToBundle(ctx, w, cache, pulled); err != nil {
 		return err
 	}
-	w.SetConfig(configOf(res, b.appTypes))
+	w.SetConfig(b.config(res, bases))
 	return nil
+}
+
+// runAll merges the bases, then runs the Kubefile's steps.
+func (b *builder) runAll(ctx context.Context, res *kubefile.Resolved, bases []*base) error {
+	conflicts, err := b.addBases(ctx, bases)
+	if err != nil {
+		return err
+	}
+	if len(conflicts) > 0 {
+		lines := make([]string, len(conflicts))
+		for i, c := range conflicts {
+			lines[i] = "  " + c.String()
+		}
+		msg := fmt.Sprintf("merging FROM images: %d conflicting paths (later images win):\n%s", len(conflicts), strings.Join(lines, "\n"))
+		if b.opts.MergeConflict == "error" {
+			return errors.New(msg)
+		}
+		fmt.Fprintf(b.opts.Warnings, "warning: %s\n", msg)
+	}
+	return b.run(ctx, res)
+}
+
+// config is the bases' metadata merged in order, then the Kubefile's.
+func (b *builder) config(res *kubefile.Resolved, bases []*base) bundle.Config {
+	var c bundle.Config
+	for _, bs := range bases {
+		c = mergeConfig(c, bs.config)
+	}
+	return mergeConfig(c, configOf(res, b.appTypes))
 }
 
 // Discover builds the Kubefile's rootfs in a temporary folder, without
@@ -199,7 +268,7 @@ func Discover(ctx context.Context, opts Options) ([]images.Found, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	res, err := prepare(opts)
+	res, bases, err := prepare(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +277,7 @@ func Discover(ctx context.Context, opts Options) ([]images.Found, error) {
 		return nil, err
 	}
 	defer b.close()
-	if err := b.run(ctx, res); err != nil {
+	if err := b.runAll(ctx, res, bases); err != nil {
 		return nil, err
 	}
 	return b.discover(ctx)
@@ -219,19 +288,6 @@ func (b *builder) discover(ctx context.Context) ([]images.Found, error) {
 		Root: b.work, Extra: b.opts.Images, Exclude: b.opts.ExcludeImages,
 		Insecure: b.opts.insecure(), Render: renderChart,
 	})
-}
-
-func resolveKubefile(opts Options) (*kubefile.Resolved, error) {
-	f, err := os.Open(opts.Kubefile)
-	if err != nil {
-		return nil, fmt.Errorf("read Kubefile: %w", err)
-	}
-	defer f.Close()
-	parsed, err := kubefile.Parse(opts.Kubefile, f)
-	if err != nil {
-		return nil, err
-	}
-	return parsed.Resolve(kubefile.ResolveOptions{BuildArgs: opts.BuildArgs, Arch: opts.Arch})
 }
 
 // builder runs the layer-making steps of a resolved Kubefile. Every layer

@@ -174,18 +174,20 @@ type commonFlags struct {
 	buildArgs, images, exclude, insecure *[]string
 	offline                              *bool
 	jobs                                 *int
+	mergeConflict                        *string
 }
 
 func addCommonFlags(fs *pflag.FlagSet) *commonFlags {
 	return &commonFlags{
-		file:      fs.StringP("file", "f", "Kubefile", "the Kubefile to build"),
-		arch:      fs.String("arch", "amd64", "target architecture: amd64 or arm64"),
-		buildArgs: fs.StringArray("build-arg", nil, "set an ARG: KEY=VALUE (repeatable)"),
-		images:    fs.StringArray("image", nil, "also bundle this container image (repeatable)"),
-		exclude:   fs.StringArray("exclude-image", nil, "leave out this image; without a tag, every tag of its repository (repeatable)"),
-		insecure:  fs.StringArray("insecure-registry", nil, "reach this registry HOST[:PORT] over plain HTTP (repeatable)"),
-		offline:   fs.Bool("offline", false, "fetch nothing: resolve tags and read blobs from the local cache only"),
-		jobs:      fs.Int("jobs", 8, "concurrent registry downloads"),
+		file:          fs.StringP("file", "f", "Kubefile", "the Kubefile to build"),
+		arch:          fs.String("arch", "amd64", "target architecture: amd64 or arm64"),
+		buildArgs:     fs.StringArray("build-arg", nil, "set an ARG: KEY=VALUE (repeatable)"),
+		images:        fs.StringArray("image", nil, "also bundle this container image (repeatable)"),
+		exclude:       fs.StringArray("exclude-image", nil, "leave out this image; without a tag, every tag of its repository (repeatable)"),
+		insecure:      fs.StringArray("insecure-registry", nil, "reach this registry HOST[:PORT] over plain HTTP (repeatable)"),
+		offline:       fs.Bool("offline", false, "fetch nothing: resolve tags and read blobs from the local cache only"),
+		jobs:          fs.Int("jobs", 8, "concurrent registry downloads"),
+		mergeConflict: fs.String("merge-conflict", "warn", "a path given by two FROM images: warn (later wins) or error"),
 	}
 }
 
@@ -194,7 +196,10 @@ func (c *commonFlags) options(io *IO, fs *pflag.FlagSet) (generator.Options, err
 		Kubefile: *c.file, Arch: *c.arch, CreatedBy: "sealpack gen " + version.Version,
 		Warnings: io.Stderr, Progress: io.Stderr, Getenv: io.Getenv,
 		Images: *c.images, ExcludeImages: *c.exclude, Insecure: *c.insecure,
-		Offline: *c.offline, Jobs: *c.jobs,
+		Offline: *c.offline, Jobs: *c.jobs, MergeConflict: *c.mergeConflict,
+	}
+	if m := *c.mergeConflict; m != "warn" && m != "error" {
+		return opts, usageError{fmt.Errorf("--merge-conflict %q: expected warn or error", m)}
 	}
 	if fs.NArg() > 1 {
 		return opts, usageError{fmt.Errorf("expected at most one CONTEXT argument, got %q", fs.Args())}
