@@ -79,16 +79,20 @@ func (slogHook) Fire(e *logrus.Entry) error {
 
 // slogLevel maps logrus levels so that a quiet logger stays quiet: per
 // request lines are Debug, and so are errors that are normal answers (a
-// client probing for a blob or manifest it may push, an auth challenge).
+// client probing for a blob or manifest it may push, an auth challenge);
+// other client errors are Info; Error is kept for the registry's own faults.
 func slogLevel(e *logrus.Entry) slog.Level {
 	switch e.Level {
 	case logrus.PanicLevel, logrus.FatalLevel:
 		return slog.LevelError
 	case logrus.ErrorLevel:
 		if code, ok := e.Data["err.code"].(errcode.ErrorCode); ok {
-			switch code.Descriptor().HTTPStatusCode {
-			case http.StatusNotFound, http.StatusUnauthorized, http.StatusMethodNotAllowed, http.StatusRequestedRangeNotSatisfiable:
+			switch status := code.Descriptor().HTTPStatusCode; {
+			case status == http.StatusNotFound, status == http.StatusUnauthorized,
+				status == http.StatusMethodNotAllowed, status == http.StatusRequestedRangeNotSatisfiable:
 				return slog.LevelDebug
+			case status >= 400 && status < 500:
+				return slog.LevelInfo // the client's mistake, not the registry's
 			}
 		}
 		return slog.LevelError

@@ -237,7 +237,7 @@ func (w *dirWriter) Size() int64 { return w.size }
 
 func (w *dirWriter) Close() error {
 	if w.closed {
-		return fmt.Errorf("upload already closed")
+		return nil // distribution closes a writer it has cancelled
 	}
 	w.closed = true
 	ferr := w.bw.Flush()
@@ -245,8 +245,10 @@ func (w *dirWriter) Close() error {
 }
 
 func (w *dirWriter) Cancel(ctx context.Context) error {
-	w.closed = true
-	w.f.Close()
+	if !w.closed {
+		w.closed = true
+		w.f.Close()
+	}
 	return os.Remove(w.f.Name())
 }
 

@@ -239,6 +239,9 @@ func newApp(ctx context.Context, drv storagedriver.StorageDriver, opts Options, 
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
 	cfg.Log.AccessLog.Disabled = true
 	cfg.Catalog.MaxEntries = 10000
+	// Pushed images may carry non-distributable (foreign) layers that name
+	// where to fetch them; distribution refuses every such URL by default.
+	cfg.Validation.Manifests.URLs.Allow = []string{"^https?://"}
 	if opts.HtpasswdFile != "" {
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "sealpack", "path": opts.HtpasswdFile}}
 	}

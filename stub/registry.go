@@ -40,7 +40,7 @@ func runRegistry(ctx context.Context, env *Env, args []string) error {
 	writable := fs.String("writable", "", "accept pushes into DIR, layered over the bundle (needs --htpasswd)")
 	htpasswd := fs.String("htpasswd", "", "htpasswd file (bcrypt) for basic auth")
 	verifyAtStart := fs.Bool("verify-at-start", false, "hash every blob before serving (otherwise blobs are checked as they stream)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error (info adds client errors, debug every request)")
 	if err := parse(fs, args[1:], 0); err != nil {
 		return err
 	}
