@@ -3,6 +3,9 @@ package install_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,12 +14,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/sealpack/sealpack/generator"
 	"github.com/sealpack/sealpack/internal/testbed"
 )
 
+// testImage is the container image the installer carries; the phase
+// scripts pull it from the cluster's registry.
+const testImage = "test/hello:v1"
+
 // installer builds the test cluster image (testdata/e2e/image) into an
-// installer once per test binary.
+// installer once per test binary, with an image fetched from a registry on
+// loopback, and returns its path and the image's last layer digest.
 var installer = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sealpack-e2e-")
 	if err != nil {
@@ -26,9 +39,24 @@ var installer = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	img, err := random.Image(2048, 2)
+	if err != nil {
+		return "", err
+	}
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/" + testImage
+	tag, err := name.ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(tag, img); err != nil {
+		return "", err
+	}
 	out := filepath.Join(dir, "installer.run")
 	_, err = generator.Build(context.Background(), generator.Options{
 		Kubefile: "../testdata/e2e/image/Kubefile", Output: out, Arch: "amd64", Stub: stub, CreatedBy: "e2e",
+		Images: []string{ref}, CacheDir: filepath.Join(dir, "cache"),
 	})
 	return out, err
 })
@@ -129,8 +157,8 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
       env: [TEST_HOST_ENV=host-one]
     - ips: [%s, %s]
       roles: [node]
-  env: [TEST_CLUSTER_ENV=cluster-wide]
-`, r.ip(0), r.ip(1), r.ip(2)) + rootSSH(r.bed.KeyPath))
+  env: [TEST_CLUSTER_ENV=cluster-wide, TEST_IMAGE=%s]
+`, r.ip(0), r.ip(1), r.ip(2), testImage) + rootSSH(r.bed.KeyPath))
 	before := []string{r.snapshot(0), r.snapshot(1), r.snapshot(2)}
 	ctx := context.Background()
 
@@ -163,6 +191,9 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	}
 	var daemons []string
 	for i := range 3 {
+		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "pulled "+testImage+" layer sha256:") {
+			t.Errorf("host %d did not pull %s from the cluster registry over TLS:\n%s", i, testImage, log)
+		}
 		if p := r.exec(i, "cat /etc/sealpack-test/payload.txt"); p != "payload shipped in the rootfs\n" {
 			t.Errorf("host %d payload = %q", i, p)
 		}
@@ -183,6 +214,13 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 		t.Errorf("re-run: exit %d, want nothing redone and nothing sent:\n%s", code, out)
 	}
 
+	// The registry runs supervised on the first master: its process group.
+	pgid := strings.TrimSpace(r.exec(0, "cat /var/lib/sealpack/registry/supervisor.pid"))
+	registry := strings.Fields(r.exec(0, "pgrep -g "+pgid))
+	if len(registry) < 2 {
+		t.Errorf("registry process group %s has %v, want the supervisor and the server", pgid, registry)
+	}
+
 	// reset puts every host back as it was.
 	out, code = r.run(ctx, "reset")
 	if code != 0 {
@@ -191,6 +229,11 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	for i := range 3 {
 		if after := r.snapshot(i); after != before[i] {
 			t.Errorf("host %d differs after reset:\n%s", i, diffLines(before[i], after))
+		}
+	}
+	for _, pid := range registry {
+		if r.exec(0, "grep -qs '^State:.*[RSD]' /proc/"+pid+"/status && echo alive || true") != "" {
+			t.Errorf("reset left the registry's process %s", pid)
 		}
 	}
 	for i, pid := range daemons {

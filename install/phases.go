@@ -46,6 +46,12 @@ func (e *Engine) Install(ctx context.Context) error {
 		run  func(context.Context) error
 	}{
 		{"distribute", func(ctx context.Context) error { return e.distribute(ctx, all) }},
+		{"registry", func(ctx context.Context) error {
+			if err := e.startRegistry(ctx, m0); err != nil {
+				return err
+			}
+			return e.shareRegistryCA(ctx, m0, others(all))
+		}},
 		{"pre-install plugins", func(ctx context.Context) error { return e.plugins(ctx, all, cluster.ActionPreInstall) }},
 		{PhaseInitHost, func(ctx context.Context) error {
 			return forEach(ctx, all, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
@@ -294,7 +300,7 @@ func (e *Engine) Reset(ctx context.Context) error {
 		}
 		start := time.Now()
 		e.emit(Event{Kind: StepStart, Host: n.IP, Phase: "reset", Step: PhaseResetHost})
-		script := fmt.Sprintf("if [ -f %[1]s/scripts/reset-host.sh ]; then cd %[1]s && sh scripts/reset-host.sh; fi", shellQuote(e.rootfsPath()))
+		script := fmt.Sprintf("if [ -f %[1]s/scripts/reset-host.sh ]; then cd %[1]s && sh scripts/reset-host.sh; fi", shellQuote(e.rootfsPath())) + e.stopRegistryScript()
 		if err := e.runScript(ctx, c, "reset", "scripts/reset-host.sh", "/", e.scriptEnv(n), script); err != nil {
 			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Err: err})
 			return err
