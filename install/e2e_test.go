@@ -419,3 +419,70 @@ func TestPreflightNamesEveryProblem(t *testing.T) {
 		t.Errorf("preflight changed a host:\n%s", diffLines(before, after))
 	}
 }
+
+func TestJoinAddsHostAndPluginsRun(t *testing.T) {
+	r := newRig(t, 4)
+	plugins := `---
+apiVersion: sealer.io/v2
+kind: Plugin
+metadata:
+  name: mark-nodes
+spec:
+  type: SHELL
+  action: post-init-host
+  scope: node
+  data: |
+    echo "plugin on $(hostname) role=$SEALPACK_ROLE" > /etc/plugin-ran
+---
+apiVersion: sealer.io/v2
+kind: Plugin
+metadata:
+  name: after-all
+spec:
+  type: SHELL
+  action: post-install
+  scope: master
+  data: |
+    echo done > /etc/post-install-ran
+`
+	hosts := func(nodes ...int) string {
+		list := make([]string, len(nodes))
+		for i, n := range nodes {
+			list[i] = r.ip(n)
+		}
+		return fmt.Sprintf("  hosts:\n    - ips: [%s]\n      roles: [master]\n    - ips: [%s]\n      roles: [node]\n", r.ip(0), strings.Join(list, ", ")) + rootSSH(r.bed.KeyPath) + plugins
+	}
+	ctx := context.Background()
+	r.writeAnswers(hosts(1, 2))
+	if out, code := r.run(ctx, "join"); code == 0 || !strings.Contains(out, "run install first") {
+		t.Errorf("join before install: exit %d:\n%s", code, out)
+	}
+	if out, code := r.run(ctx, "install"); code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	for i, want := range map[int]string{1: "plugin on h2 role=node\n", 2: "plugin on h3 role=node\n"} {
+		if got := r.exec(i, "cat /etc/plugin-ran"); got != want {
+			t.Errorf("node plugin on host %d: %q, want %q", i, got, want)
+		}
+	}
+	if got := r.exec(0, "cat /etc/plugin-ran 2>/dev/null || echo none; cat /etc/post-install-ran"); got != "none\ndone\n" {
+		t.Errorf("master plugins: %q: want the node plugin skipped and post-install run", got)
+	}
+
+	r.writeAnswers(hosts(1, 2, 3))
+	out, code := r.run(ctx, "join")
+	if code != 0 {
+		t.Fatalf("join: exit %d\n%s", code, out)
+	}
+	if log := r.exec(3, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1") {
+		t.Errorf("the new host did not join:\n%s", log)
+	}
+	for _, want := range []string{r.ip(3) + "] join-node: done", r.ip(1) + "] join-node: already done", r.ip(0) + "] init-master0: already done"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("join output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(r.exec(1, "cat /etc/sealpack-test/log"), "join-node") != 1 {
+		t.Error("join ran join-node again on a host already in the cluster")
+	}
+}
