@@ -20,17 +20,30 @@ import (
 // so the ratio lost to the frame boundaries is small.
 const FrameSize = 4 << 20
 
-// compressResult is one compressed frame on its way to the ordered writer.
-type compressResult struct {
-	src, dst []byte
-	err      error
-	done     chan struct{}
+// maxFrameOverhead bounds what zstd adds to a frame it cannot compress: a
+// header, 3 bytes per 128 KiB block stored raw, and the checksum.
+const maxFrameOverhead = FrameSize>>8 + 1024
+
+// frameSlot holds one frame on its way through compression or decompression.
+// A fixed set of slots is reused, so a layer of any size allocates the same
+// few buffers and leaves no garbage behind: the heap, and with it the RSS,
+// stays flat.
+type frameSlot struct {
+	raw  []byte // uncompressed bytes
+	zst  []byte // compressed bytes
+	err  error
+	done chan struct{}
 }
+
+// slotCount is how many frames are in flight: one per worker compressing or
+// decompressing, one being filled and one being drained.
+func slotCount(workers int) int { return workers + 2 }
 
 // compressFrames reads r to EOF, compresses it as independent zstd frames on
 // several goroutines and writes the frames to w in order. Memory stays bounded:
-// at most 2×workers frames are in flight. It returns the frame table and the
-// SHA-256 and size of the uncompressed input.
+// at most workers+2 frames are in flight, in buffers reused from frame to
+// frame. It returns the frame table and the SHA-256 and size of the
+// uncompressed input.
 func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.EncoderLevel) (frames []Frame, diffID string, size int64, err error) {
 	workers := runtime.GOMAXPROCS(0)
 	encoders := make(chan *zstd.Encoder, workers)
@@ -41,42 +54,39 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 		}
 		encoders <- enc
 	}
+	var encoding sync.WaitGroup
 	defer func() {
+		encoding.Wait()
 		close(encoders)
 		for enc := range encoders {
 			enc.Close()
 		}
 	}()
-	bufs := sync.Pool{New: func() any { b := make([]byte, FrameSize); return &b }}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	queue := make(chan *compressResult, 2*workers)
+	nslots := slotCount(workers)
+	free := make(chan *frameSlot, nslots)
+	queue := make(chan *frameSlot, nslots)
 	var readErr error
 	sum := sha256.New()
 	go func() {
 		defer close(queue)
-		readErr = readChunks(ctx, r, sum, &size, &bufs, encoders, queue)
+		readErr = readFrames(ctx, r, sum, &size, nslots, free, encoders, &encoding, queue)
 	}()
 
 	var werr error
-	for res := range queue {
-		<-res.done
-		if werr == nil && res.err != nil {
-			werr = res.err
-		}
+	for s := range queue {
+		<-s.done
 		if werr == nil {
-			if _, err := w.Write(res.dst); err != nil {
+			if _, err := w.Write(s.zst); err != nil {
 				werr = err
+				cancel()
 			} else {
-				frames = append(frames, Frame{C: int64(len(res.dst)), U: int64(len(res.src))})
+				frames = append(frames, Frame{C: int64(len(s.zst)), U: int64(len(s.raw))})
 			}
 		}
-		src := res.src[:FrameSize]
-		bufs.Put(&src)
-		if werr != nil {
-			cancel()
-		}
+		free <- s
 	}
 	if werr != nil {
 		return nil, "", 0, werr
@@ -87,27 +97,45 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 	return frames, digestOf(sum), size, nil
 }
 
-// readChunks fills FrameSize chunks from r and starts one compression per chunk,
-// queueing results in input order.
-func readChunks(ctx context.Context, r io.Reader, sum hash.Hash, size *int64, bufs *sync.Pool, encoders chan *zstd.Encoder, queue chan<- *compressResult) error {
+// readFrames fills frames from r and starts one compression per frame,
+// queueing them in input order. It makes up to nslots slots, then reuses
+// those the writer hands back on free.
+func readFrames(ctx context.Context, r io.Reader, sum hash.Hash, size *int64, nslots int, free chan *frameSlot, encoders chan *zstd.Encoder, encoding *sync.WaitGroup, queue chan<- *frameSlot) error {
+	made := 0
 	for {
-		bp := bufs.Get().(*[]byte)
-		n, err := io.ReadFull(r, *bp)
-		if n > 0 {
-			chunk := (*bp)[:n]
-			sum.Write(chunk)
-			*size += int64(n)
-			res := &compressResult{src: chunk, done: make(chan struct{})}
+		var s *frameSlot
+		select {
+		case s = <-free:
+		default:
+			if made < nslots {
+				made++
+				s = &frameSlot{raw: make([]byte, FrameSize), zst: make([]byte, 0, FrameSize+maxFrameOverhead)}
+				break
+			}
 			select {
-			case queue <- res:
+			case s = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		n, err := io.ReadFull(r, s.raw[:FrameSize])
+		if n > 0 {
+			s.raw = s.raw[:n]
+			sum.Write(s.raw)
+			*size += int64(n)
+			s.done = make(chan struct{})
+			select {
+			case queue <- s:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 			enc := <-encoders
+			encoding.Add(1)
 			go func() {
-				res.dst = enc.EncodeAll(res.src, make([]byte, 0, len(res.src)/2))
+				defer encoding.Done()
+				s.zst = enc.EncodeAll(s.raw, s.zst[:0])
 				encoders <- enc
-				close(res.done)
+				close(s.done)
 			}()
 		}
 		switch {
@@ -125,100 +153,166 @@ func digestOf(h hash.Hash) string {
 
 // frameReader decompresses a layer's frames in parallel, reading each frame
 // straight from its place in the bundle, and yields the tar stream in order.
-// At EOF it checks the uncompressed stream against the layer's diffID, and the
-// caller's blob reader checks the compressed digest, so bad bytes never pass.
+// At EOF it checks the compressed bytes against the layer's digest and the
+// uncompressed stream against its diffID, so bad bytes never pass unnoticed.
+//
+// One goroutine reads the frames in file order and hashes them; each frame is
+// then decoded on its own goroutine into a reused slot; Read hands out the
+// slots' bytes in order, copying once, straight into the caller's buffer.
 type frameReader struct {
-	pr *io.PipeReader
-}
+	l      Layer
+	cancel context.CancelFunc
+	ctx    context.Context
+	dec    *zstd.Decoder
+	wg     sync.WaitGroup // the producer and every decoding goroutine
+	queue  chan *frameSlot
+	free   chan *frameSlot
+	// Set by the producer before it closes queue.
+	csum    string
+	prodErr error
 
-func (f *frameReader) Read(p []byte) (int, error) { return f.pr.Read(p) }
-func (f *frameReader) Close() error               { return f.pr.Close() }
+	cur    *frameSlot
+	pos    int
+	sum    hash.Hash
+	err    error // sticky: returned by every Read once set
+	closed bool
+}
 
 // openFrames returns the uncompressed content of a layer stored in blob.
 func openFrames(ctx context.Context, blob io.ReaderAt, l Layer) io.ReadCloser {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(decompressFrames(ctx, blob, l, pw)) }()
-	return &frameReader{pr: pr}
-}
-
-type decompressResult struct {
-	src  []byte
-	out  []byte
-	err  error
-	done chan struct{}
-}
-
-func decompressFrames(ctx context.Context, blob io.ReaderAt, l Layer, w io.Writer) error {
 	workers := runtime.GOMAXPROCS(0)
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(FrameSize*2))
 	if err != nil {
-		return fmt.Errorf("create zstd decoder: %w", err)
+		return &frameReader{err: fmt.Errorf("create zstd decoder: %w", err), closed: true}
 	}
-	defer dec.Close()
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	// Stop the producer and wait for every decoding goroutine before the
-	// decoder is closed by the defer above.
-	defer wg.Wait()
-	defer cancel()
+	nslots := slotCount(workers)
+	f := &frameReader{
+		l: l, ctx: ctx, cancel: cancel, dec: dec, sum: sha256.New(),
+		queue: make(chan *frameSlot, nslots), free: make(chan *frameSlot, nslots),
+	}
+	for range min(nslots, max(len(l.Frames), 1)) {
+		f.free <- &frameSlot{}
+	}
+	f.wg.Add(1)
+	go f.produce(blob)
+	return f
+}
 
-	queue := make(chan *decompressResult, 2*workers)
-	sem := make(chan struct{}, workers)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(queue)
-		var off int64
-		for i, f := range l.Frames {
-			res := &decompressResult{done: make(chan struct{})}
-			select {
-			case queue <- res:
-			case <-ctx.Done():
-				return
+// produce reads the frames in order, hashes the compressed bytes and starts
+// decoding each.
+func (f *frameReader) produce(blob io.ReaderAt) {
+	defer f.wg.Done()
+	defer close(f.queue)
+	csum := sha256.New()
+	var off int64
+	for i, fr := range f.l.Frames {
+		var s *frameSlot
+		select {
+		case s = <-f.free:
+		case <-f.ctx.Done():
+			f.prodErr = f.ctx.Err()
+			return
+		}
+		s.err, s.done = nil, make(chan struct{})
+		s.zst = grow(s.zst, fr.C)
+		if _, err := blob.ReadAt(s.zst, off); err != nil {
+			s.err = fmt.Errorf("read frame %d: %w", i, err)
+			close(s.done)
+			f.queue <- s // queue has room for every slot
+			return
+		}
+		csum.Write(s.zst)
+		off += fr.C
+		f.queue <- s
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer close(s.done)
+			out, err := f.dec.DecodeAll(s.zst, grow(s.raw, fr.U)[:0])
+			switch {
+			case err != nil:
+				s.err = fmt.Errorf("%w: frame %d: %v", ErrCorrupt, i, err)
+			case int64(len(out)) != fr.U:
+				s.err = fmt.Errorf("%w: frame %d inflates to %d bytes, want %d", ErrCorrupt, i, len(out), fr.U)
 			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func(i int, off int64, f Frame) {
-				defer wg.Done()
-				defer func() { <-sem; close(res.done) }()
-				src := make([]byte, f.C)
-				if _, err := blob.ReadAt(src, off); err != nil {
-					res.err = fmt.Errorf("read frame %d: %w", i, err)
-					return
-				}
-				out, err := dec.DecodeAll(src, make([]byte, 0, f.U))
-				switch {
-				case err != nil:
-					res.err = fmt.Errorf("%w: frame %d: %v", ErrCorrupt, i, err)
-				case int64(len(out)) != f.U:
-					res.err = fmt.Errorf("%w: frame %d inflates to %d bytes, want %d", ErrCorrupt, i, len(out), f.U)
-				}
-				res.src, res.out = src, out
-			}(i, off, f)
-			off += f.C
-		}
-	}()
+			s.raw = out
+		}()
+	}
+	f.csum = digestOf(csum)
+}
 
-	sum, csum := sha256.New(), sha256.New()
-	for res := range queue {
-		<-res.done
-		if res.err != nil {
-			return res.err
+// grow returns b resized to n bytes, reallocating only when it is too small.
+func grow(b []byte, n int64) []byte {
+	if int64(cap(b)) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+func (f *frameReader) Read(p []byte) (int, error) {
+	for f.err == nil && (f.cur == nil || f.pos == len(f.cur.raw)) {
+		if f.cur != nil {
+			f.free <- f.cur
+			f.cur = nil
 		}
-		csum.Write(res.src)
-		sum.Write(res.out)
-		if _, err := w.Write(res.out); err != nil {
-			return err
+		s, ok := <-f.queue
+		if !ok {
+			f.err = f.finish()
+			break
 		}
+		<-s.done
+		if s.err != nil {
+			f.err = s.err
+			f.release()
+			break
+		}
+		f.sum.Write(s.raw)
+		f.cur, f.pos = s, 0
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if f.err != nil {
+		return 0, f.err
 	}
-	if got := digestOf(csum); got != l.Digest {
-		return &DigestError{What: "layer " + l.Digest, Want: l.Digest, Got: got, Location: "compressed blob"}
+	n := copy(p, f.cur.raw[f.pos:])
+	f.pos += n
+	return n, nil
+}
+
+// finish runs once every frame was read: it checks both digests.
+func (f *frameReader) finish() error {
+	ctxErr := f.ctx.Err()
+	f.release()
+	if f.prodErr != nil {
+		return f.prodErr
 	}
-	if got := digestOf(sum); got != l.DiffID {
-		return &DigestError{What: "layer " + l.Digest + " content", Want: l.DiffID, Got: got, Location: "uncompressed stream"}
+	if ctxErr != nil {
+		return ctxErr
+	}
+	if f.csum != f.l.Digest {
+		return &DigestError{What: "layer " + f.l.Digest, Want: f.l.Digest, Got: f.csum, Location: "compressed blob"}
+	}
+	if got := digestOf(f.sum); got != f.l.DiffID {
+		return &DigestError{What: "layer " + f.l.Digest + " content", Want: f.l.DiffID, Got: got, Location: "uncompressed stream"}
+	}
+	return io.EOF
+}
+
+// release stops the producer, waits for every goroutine and frees the decoder.
+func (f *frameReader) release() {
+	if f.closed {
+		return
+	}
+	f.closed = true
+	f.cancel()
+	f.wg.Wait()
+	f.dec.Close()
+}
+
+// Close stops decompressing; later Reads fail.
+func (f *frameReader) Close() error {
+	f.release()
+	if f.err == nil {
+		f.err = errors.New("read of a closed layer")
 	}
 	return nil
 }

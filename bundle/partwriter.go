@@ -18,7 +18,7 @@ type partWriter struct {
 	final    string // path of part 1, the installer itself
 	partSize int64  // logical bytes per part; 0 means one file
 	files    []*os.File
-	hashes   []hash.Hash // SHA-256 of each part's logical bytes, for naming a wrong part
+	hashes   []hash.Hash // SHA-256 of each part's logical bytes, for naming a wrong part; nil entries when not split
 	off      int64       // logical bytes written
 }
 
@@ -41,7 +41,11 @@ func (p *partWriter) current() (*os.File, int64, error) {
 			return nil, 0, fmt.Errorf("create part %d of %s: %w", len(p.files)+1, p.final, err)
 		}
 		p.files = append(p.files, f)
-		p.hashes = append(p.hashes, sha256.New())
+		var h hash.Hash
+		if p.partSize > 0 { // one file needs no part digest: skip a SHA-256 pass
+			h = sha256.New()
+		}
+		p.hashes = append(p.hashes, h)
 	}
 	room := int64(-1)
 	if p.partSize > 0 {
@@ -62,7 +66,9 @@ func (p *partWriter) Write(b []byte) (int, error) {
 			chunk = chunk[:room]
 		}
 		n, err := f.Write(chunk)
-		p.hashes[len(p.files)-1].Write(chunk[:n])
+		if h := p.hashes[len(p.files)-1]; h != nil {
+			h.Write(chunk[:n])
+		}
 		written += n
 		p.off += int64(n)
 		if err != nil {
@@ -96,11 +102,13 @@ func (p *partWriter) truncate(off int64) error {
 			return fmt.Errorf("truncate %s: %w", f.Name(), err)
 		}
 		// A hash cannot be rewound: hash the part's kept bytes again.
-		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(f, 0, within)); err != nil {
-			return fmt.Errorf("rehash %s: %w", f.Name(), err)
+		if p.hashes[keep-1] != nil {
+			h := sha256.New()
+			if _, err := io.Copy(h, io.NewSectionReader(f, 0, within)); err != nil {
+				return fmt.Errorf("rehash %s: %w", f.Name(), err)
+			}
+			p.hashes[keep-1] = h
 		}
-		p.hashes[keep-1] = h
 		if _, err := f.Seek(within, 0); err != nil {
 			return fmt.Errorf("seek %s: %w", f.Name(), err)
 		}

@@ -35,6 +35,8 @@ func (e *UnsafeEntryError) Error() string {
 // names the stream in errors. Every path goes through os.Root, so even a
 // symlink planted by an earlier entry cannot redirect a write outside.
 func Apply(ctx context.Context, root *os.Root, layer string, r io.Reader) error {
+	a := &applier{root: root, layer: layer, dirs: map[string]*os.Root{}}
+	defer a.close()
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -54,7 +56,9 @@ func Apply(ctx context.Context, root *os.Root, layer string, r io.Reader) error 
 		if name == "." {
 			continue
 		}
-		if err := applyEntry(root, layer, name, h, tr); err != nil {
+		err = a.entry(name, h, tr)
+		a.closeStale()
+		if err != nil {
 			return err
 		}
 	}
@@ -80,25 +84,92 @@ func cleanName(name string) (string, error) {
 	return path.Clean(name), nil
 }
 
-func applyEntry(root *os.Root, layer, name string, h *tar.Header, r io.Reader) error {
+// maxOpenDirs bounds the directory handles an applier keeps open.
+const maxOpenDirs = 64
+
+// copyBufferSize is the write size for file contents: large writes keep the
+// syscall count per byte low (io.Copy would write 32 KiB at a time).
+const copyBufferSize = 1 << 20
+
+// applier unpacks one layer. It keeps the directories it has made or entered
+// open as roots of their own, so an entry costs a few syscalls on its parent
+// instead of a walk from the top for every operation. Those handles were
+// opened through root and act only inside themselves, so they cannot reach
+// outside it either; any removal that could change what a directory path
+// names drops them all.
+type applier struct {
+	root  *os.Root
+	layer string
+	dirs  map[string]*os.Root // clean slash path → open directory
+	stale []*os.Root          // forgotten, closed once the current entry is done
+	buf   []byte
+}
+
+// forget drops every cached directory handle. The handles stay usable until
+// the current entry is done: its parent may be one of them.
+func (a *applier) forget() {
+	for _, d := range a.dirs {
+		a.stale = append(a.stale, d)
+	}
+	clear(a.dirs)
+}
+
+func (a *applier) closeStale() {
+	for _, d := range a.stale {
+		d.Close()
+	}
+	a.stale = a.stale[:0]
+}
+
+func (a *applier) close() {
+	a.forget()
+	a.closeStale()
+}
+
+// dir returns the directory dir (a clean relative path), creating it and its
+// parents as needed.
+func (a *applier) dir(dir string) (*os.Root, error) {
+	if dir == "." {
+		return a.root, nil
+	}
+	if d, ok := a.dirs[dir]; ok {
+		return d, nil
+	}
+	if err := a.root.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	d, err := a.root.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.dirs) >= maxOpenDirs {
+		a.forget()
+	}
+	a.dirs[dir] = d
+	return d, nil
+}
+
+func (a *applier) entry(name string, h *tar.Header, r io.Reader) error {
 	dir, base := path.Split(name)
 	dir = path.Clean("./" + dir)
+	layer := a.layer
 	fail := func(op string, err error) error { return fmt.Errorf("%s: %s %s: %w", layer, op, name, err) }
 
 	if base == opaqueWhiteout {
-		return clearDir(root, dir)
+		a.forget()
+		return clearDir(a.root, dir)
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
+		a.forget()
 		target := path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
-		if err := root.RemoveAll(target); err != nil {
+		if err := a.root.RemoveAll(target); err != nil {
 			return fail("apply whiteout", err)
 		}
 		return nil
 	}
-	if dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return fail("create parent of", err)
-		}
+	parent, err := a.dir(dir)
+	if err != nil {
+		return fail("create parent of", err)
 	}
 	mode := fs.FileMode(h.Mode).Perm()
 	if h.Mode&0o4000 != 0 {
@@ -113,43 +184,36 @@ func applyEntry(root *os.Root, layer, name string, h *tar.Header, r io.Reader) e
 
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
-			if err := root.Remove(name); err != nil {
-				return fail("replace", err)
+		err := parent.Mkdir(base, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			if fi, lerr := parent.Lstat(base); lerr == nil && !fi.IsDir() {
+				a.forget() // base may be a symlink to a directory we hold open
+				if err := parent.Remove(base); err != nil {
+					return fail("replace", err)
+				}
+				err = parent.Mkdir(base, 0o700)
+			} else {
+				err = nil
 			}
 		}
-		if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err != nil {
 			return fail("create directory", err)
 		}
-		if err := root.Chmod(name, mode); err != nil {
+		if err := parent.Chmod(base, mode); err != nil {
 			return fail("chmod", err)
 		}
 	case tar.TypeReg:
-		if err := removeExisting(root, name); err != nil {
-			return fail("replace", err)
-		}
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fail("create", err)
-		}
-		_, err = io.Copy(f, r)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := a.writeFile(parent, base, mode, r); err != nil {
 			return fail("write", err)
-		}
-		if err := root.Chmod(name, mode); err != nil {
-			return fail("chmod", err)
 		}
 	case tar.TypeSymlink:
 		if err := checkLinkTarget(name, h.Linkname); err != nil {
 			return &UnsafeEntryError{Layer: layer, Entry: name, Reason: err.Error()}
 		}
-		if err := removeExisting(root, name); err != nil {
+		if err := a.removeExisting(parent, base); err != nil {
 			return fail("replace", err)
 		}
-		if err := root.Symlink(h.Linkname, name); err != nil {
+		if err := parent.Symlink(h.Linkname, base); err != nil {
 			return fail("create symlink", err)
 		}
 		return nil // a symlink's times and mode are not worth following it for
@@ -158,20 +222,67 @@ func applyEntry(root *os.Root, layer, name string, h *tar.Header, r io.Reader) e
 		if err != nil {
 			return &UnsafeEntryError{Layer: layer, Entry: name, Reason: "hard link target: " + err.Error()}
 		}
-		if err := removeExisting(root, name); err != nil {
+		if err := a.removeExisting(parent, base); err != nil {
 			return fail("replace", err)
 		}
-		if err := root.Link(target, name); err != nil {
+		if err := a.root.Link(target, name); err != nil {
 			return fail("create hard link", err)
 		}
 		return nil
 	default:
 		return fmt.Errorf("%s: %s: unsupported tar entry type %q", layer, name, h.Typeflag)
 	}
-	if err := root.Chtimes(name, h.ModTime, h.ModTime); err != nil {
+	if err := parent.Chtimes(base, h.ModTime, h.ModTime); err != nil {
 		return fail("set times of", err)
 	}
 	return nil
+}
+
+// writeFile creates base in parent with r's content. It tries an exclusive
+// create first and clears the way only when something is there already.
+func (a *applier) writeFile(parent *os.Root, base string, mode fs.FileMode, r io.Reader) error {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	f, err := parent.OpenFile(base, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err := a.removeExisting(parent, base); err != nil {
+			return err
+		}
+		f, err = parent.OpenFile(base, flags, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	if a.buf == nil {
+		a.buf = make([]byte, copyBufferSize)
+	}
+	// Hide the file's ReadFrom, which would copy 32 KiB at a time.
+	_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, a.buf)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeExisting clears the way for a new entry; a directory stays only when
+// the entry replacing it is a directory too (handled by the caller).
+func (a *applier) removeExisting(parent *os.Root, base string) error {
+	fi, err := parent.Lstat(base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		a.forget() // a directory, or a symlink to one, we may hold open
+	}
+	if fi.IsDir() {
+		return parent.RemoveAll(base)
+	}
+	return parent.Remove(base)
 }
 
 // checkLinkTarget refuses symlinks that would point outside the tree they are
@@ -189,22 +300,6 @@ func checkLinkTarget(name, target string) error {
 		return fmt.Errorf("symlink target %q escapes the directory", target)
 	}
 	return nil
-}
-
-// removeExisting clears the way for a new entry; a directory stays only when
-// the entry replacing it is a directory too (handled by the caller).
-func removeExisting(root *os.Root, name string) error {
-	fi, err := root.Lstat(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return root.RemoveAll(name)
-	}
-	return root.Remove(name)
 }
 
 func clearDir(root *os.Root, dir string) error {

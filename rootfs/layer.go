@@ -129,6 +129,7 @@ func (l *Layer) WriteTar(ctx context.Context, w io.Writer) error {
 	}
 	sort.Strings(paths)
 	tw := tar.NewWriter(w)
+	var buf []byte
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -147,7 +148,10 @@ func (l *Layer) WriteTar(ctx context.Context, w io.Writer) error {
 			return fmt.Errorf("write tar header %s: %w", p, err)
 		}
 		if h.Typeflag == tar.TypeReg && e.Size > 0 {
-			if err := copyFile(tw, e); err != nil {
+			if buf == nil {
+				buf = make([]byte, copyBufferSize)
+			}
+			if err := copyFile(tw, e, buf); err != nil {
 				return err
 			}
 		}
@@ -158,13 +162,15 @@ func (l *Layer) WriteTar(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-func copyFile(w io.Writer, e Entry) error {
+// copyFile copies e's file into w through buf: large reads and writes keep
+// the syscall and pipe hand-off count per byte low.
+func copyFile(w io.Writer, e Entry, buf []byte) error {
 	f, err := os.Open(e.Source)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", e.Source, err)
 	}
 	defer f.Close()
-	n, err := io.Copy(w, io.LimitReader(f, e.Size))
+	n, err := io.CopyBuffer(w, io.LimitReader(f, e.Size), buf)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", e.Source, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -199,5 +200,62 @@ func TestLayerWriteTarIsReproducible(t *testing.T) {
 	os.Symlink("/etc/passwd", filepath.Join(src, "abs"))
 	if err := l.AddTree(context.Background(), src, "x"); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("absolute symlink accepted into a layer: %v", err)
+	}
+}
+
+// TestApplyReplacesOpenDirectories replaces, within one layer, directories
+// Apply has already entered: later entries must follow the new tree, not a
+// directory handle kept from before.
+func TestApplyReplacesOpenDirectories(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	err := applyAll(t, dir, tarStream(t,
+		ent{name: "a/x", body: "ax"},
+		ent{name: "b/x", body: "bx"},
+		ent{name: "c/d/x", body: "cdx"},
+		ent{name: "a", typ: tar.TypeSymlink, link: "b"}, // dir a becomes a link to b
+		ent{name: "a/y", body: "ay"},                    // lands in b
+		ent{name: "c", body: "file"},                    // dir c becomes a file
+		ent{name: "b/.wh.x", body: ""},
+		ent{name: "b/x/z", body: "bxz"},               // b/x was whited out: now a directory
+		ent{name: "a", typ: tar.TypeDir, mode: 0o755}, // the link becomes a directory again
+		ent{name: "a/w", body: "aw"},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string { b, _ := os.ReadFile(filepath.Join(dir, p)); return string(b) }
+	for p, want := range map[string]string{"b/y": "ay", "c": "file", "b/x/z": "bxz", "a/w": "aw"} {
+		if got := read(p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "a/y")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a/y exists in the new directory a: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "b/w")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a/w went through the old link into b: %v", err)
+	}
+}
+
+// TestApplyManyDirectories crosses the open-directory limit.
+func TestApplyManyDirectories(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	var ents []ent
+	for i := range 3 * maxOpenDirs {
+		ents = append(ents, ent{name: fmt.Sprintf("d%03d/e/f", i), body: fmt.Sprint(i)})
+	}
+	for i := range 3 * maxOpenDirs { // again, in a different order
+		j := 3*maxOpenDirs - 1 - i
+		ents = append(ents, ent{name: fmt.Sprintf("d%03d/g", j), body: fmt.Sprint(j)})
+	}
+	if err := applyAll(t, dir, tarStream(t, ents...)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 * maxOpenDirs {
+		for _, p := range []string{fmt.Sprintf("d%03d/e/f", i), fmt.Sprintf("d%03d/g", i)} {
+			if b, _ := os.ReadFile(filepath.Join(dir, p)); string(b) != fmt.Sprint(i) {
+				t.Errorf("%s = %q, want %d", p, b, i)
+			}
+		}
 	}
 }
