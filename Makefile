@@ -48,6 +48,7 @@ lint:
 
 bench: gen
 	./scripts/bench/bundle.sh
+	./scripts/bench/registry.sh
 
 clean:
 	rm -rf bin example/out assets/stubs/stub-linux-*

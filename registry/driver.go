@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -69,6 +70,7 @@ type bundleDriver struct {
 type verification struct {
 	once sync.Once
 	err  error
+	ok   atomic.Bool // set once the bytes matched: readable without waiting on once
 }
 
 var _ storagedriver.StorageDriver = (*bundleDriver)(nil)
@@ -275,6 +277,7 @@ func (d *bundleDriver) verify(ctx context.Context, digest string) error {
 		}
 		r := newVerifyingReader(ctx, sr, bl.Size, digest)
 		_, v.err = io.Copy(io.Discard, r)
+		v.ok.Store(v.err == nil)
 	})
 	if v.err != nil && ctx.Err() != nil {
 		// A cancelled check proves nothing: let the next request try again.
@@ -294,8 +297,20 @@ func (d *bundleDriver) markVerified(digest string) {
 	if d.verified[digest] == nil {
 		v := &verification{}
 		v.once.Do(func() {})
+		v.ok.Store(true)
 		d.verified[digest] = v
 	}
+}
+
+// isVerified says whether the blob's bytes have matched its digest in this
+// process. The corruption this guards against (a bad copy, a failing USB
+// stick) is in the file from the start, so the first full read finds it;
+// later reads of a verified blob skip the hashing and serve at disk speed.
+func (d *bundleDriver) isVerified(digest string) bool {
+	d.mu.Lock()
+	v := d.verified[digest]
+	d.mu.Unlock()
+	return v != nil && v.ok.Load()
 }
 
 // Verify checks every blob the registry serves against its digest.
@@ -353,7 +368,7 @@ func (d *bundleDriver) Reader(ctx context.Context, p string, offset int64) (io.R
 	if err != nil {
 		return nil, storagedriver.Error{DriverName: bundleDriverName, Detail: err}
 	}
-	if offset == 0 {
+	if offset == 0 && !d.isVerified(f.digest) {
 		// The whole blob streams past: check it as it goes, and withhold the
 		// last bytes if the digest does not match.
 		return &streamVerifier{verifyingReader: newVerifyingReader(ctx, sr, f.size, f.digest), done: d.markVerified}, nil
