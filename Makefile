@@ -49,6 +49,7 @@ lint:
 bench: gen
 	./scripts/bench/bundle.sh
 	./scripts/bench/registry.sh
+	./scripts/bench/images.sh
 
 clean:
 	rm -rf bin example/out assets/stubs/stub-linux-*
