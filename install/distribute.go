@@ -2,14 +2,17 @@ package install
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/cluster"
 	"github.com/sealpack/sealpack/internal/progress"
 )
@@ -57,13 +60,44 @@ func (e *Engine) upload(ctx context.Context, c *Conn, phase, step string, r io.R
 
 // distribute puts the installer program and the merged rootfs on every
 // host. The first master receives the whole bundle (its registry serves the
-// images from it) and unpacks from that copy; the other hosts receive only
-// the stub and the rootfs layers, which they verify and unpack themselves.
+// images from it) and unpacks from that copy. The other hosts receive the
+// stub, then the rootfs layers from whichever host has them and is free,
+// this machine included: each host that has the layers serves them to the
+// next, so copies double each round and this machine's link carries the
+// layers about once, not once per host. Every blob is verified on arrival.
 func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
-	m0 := e.c.Master0().IP
+	m0 := e.c.Master0()
 	var sent atomic.Int64
 	start := time.Now()
-	err := forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+	token, err := randomToken()
+	if err != nil {
+		return err
+	}
+	sources := make(chan source, len(nodes)+1)
+	sources <- source{} // this machine
+	var servers []cluster.Node
+	var serversMu sync.Mutex
+	defer func() {
+		// The blob servers live only as long as the distribution.
+		for _, n := range servers {
+			if c, err := e.conn(context.WithoutCancel(ctx), n); err == nil {
+				c.Output(context.WithoutCancel(ctx), "kill $(cat "+shellQuote(e.remote("state", "blobs.pid"))+") 2>/dev/null; rm -f "+shellQuote(e.remote("state", "blobs.pid")), time.Minute)
+			}
+		}
+	}()
+	serve := func(ctx context.Context, n cluster.Node, from string) {
+		addr, err := e.startBlobServer(ctx, n, from, token)
+		if err != nil {
+			e.emit(Event{Kind: Info, Host: n.IP, Phase: "distribute", Message: "cannot serve layers to other hosts: " + err.Error()})
+			return
+		}
+		serversMu.Lock()
+		servers = append(servers, n)
+		serversMu.Unlock()
+		sources <- source{host: n, addr: addr}
+	}
+
+	err = forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
 		if err := e.stepID(ctx, n, "distribute", "stub", e.opts.Bundle.Index.Stub.Digest, func(ctx context.Context, c *Conn) (string, error) {
 			b := e.opts.Bundle
 			sent.Add(b.Trailer.StubSize)
@@ -71,13 +105,70 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 		}); err != nil {
 			return err
 		}
-		if n.IP == m0 {
-			return e.distributeBundle(ctx, n, &sent)
+		if n.IP == m0.IP {
+			if err := e.distributeBundle(ctx, n, &sent); err != nil {
+				return err
+			}
+			if len(nodes) > 1 {
+				serve(ctx, n, "--bundle "+shellQuote(e.bundleCopyPath()))
+			}
+			return nil
 		}
-		return e.distributeLayers(ctx, n, &sent)
+		served, err := e.distributeLayers(ctx, n, &sent, sources, token)
+		if err != nil {
+			return err
+		}
+		if served {
+			serve(ctx, n, "--dir "+shellQuote(e.blobDir()))
+		}
+		return e.unpackLayers(ctx, n)
 	})
 	e.emit(Event{Kind: Info, Phase: "distribute", Message: fmt.Sprintf("sent %s from this machine in %v", progress.Bytes(sent.Load()), time.Since(start).Round(time.Millisecond))})
 	return err
+}
+
+// source is where a host gets its layers: this machine (host zero) or
+// another host's blob server.
+type source struct {
+	host cluster.Node
+	addr string
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make a transfer token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// startBlobServer starts serve-blobs on a host in the background and
+// returns the address it listens on. The token goes through stdin.
+func (e *Engine) startBlobServer(ctx context.Context, n cluster.Node, from, token string) (string, error) {
+	c, err := e.conn(ctx, n)
+	if err != nil {
+		return "", err
+	}
+	addrFile, pidFile := e.remote("state", "blobs.addr"), e.remote("state", "blobs.pid")
+	script := fmt.Sprintf(`read -r %[1]s; export %[1]s
+mkdir -p "$(dirname %[3]s)"; rm -f %[3]s
+[ -f %[4]s ] && kill "$(cat %[4]s)" 2>/dev/null
+setsid %[2]s agent serve-blobs --addr %[5]s %[6]s --addr-file %[3]s --idle-timeout 10m >/dev/null 2>&1 </dev/null &
+echo $! > %[4]s
+i=0; until [ -s %[3]s ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+cat %[3]s`, "SEALPACK_BLOB_TOKEN", shellQuote(e.stubPath()), shellQuote(addrFile), shellQuote(pidFile), shellQuote(netJoin(n.IP, "0")), from)
+	var out strings.Builder
+	if err := c.Exec(ctx, script, strings.NewReader(token+"\n"), &out, io.Discard, time.Minute); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+func netJoin(host, port string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + port
+	}
+	return host + ":" + port
 }
 
 func (e *Engine) bundleCopyPath() string { return e.remote("bundle", "installer.run") }
@@ -116,11 +207,13 @@ func (e *Engine) distributeBundle(ctx context.Context, n cluster.Node, sent *ato
 	})
 }
 
-// distributeLayers sends the layer blobs the host lacks, each verified on
-// arrival, then unpacks them.
-func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64) error {
+// distributeLayers gets the layer blobs a host lacks from the first free
+// source, each verified on arrival. It reports whether the host now holds
+// every layer in its blob directory (and so can serve them).
+func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64, sources chan source, token string) (bool, error) {
 	b := e.opts.Bundle
-	if err := e.stepID(ctx, n, "distribute", "layers", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
+	fetched := false
+	err := e.stepID(ctx, n, "distribute", "layers", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
 		have, err := c.Output(ctx, "ls "+shellQuote(e.blobDir()+"/sha256")+" 2>/dev/null || true", time.Minute)
 		if err != nil {
 			return "", err
@@ -129,39 +222,75 @@ func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *ato
 		for _, h := range strings.Fields(have) {
 			present["sha256:"+h] = true
 		}
-		var bytes, count int64
-		for i, l := range b.Index.Layers {
-			if present[l.Digest] {
-				continue
+		var need []bundle.Layer
+		for _, l := range b.Index.Layers {
+			if !present[l.Digest] {
+				present[l.Digest] = true
+				need = append(need, l)
 			}
-			present[l.Digest] = true
+		}
+		if len(need) == 0 {
+			fetched = true
+			return "all layers present", nil
+		}
+		var src source
+		select {
+		case src = <-sources:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		defer func() { sources <- src }()
+		var bytes int64
+		for _, l := range need {
 			sr, bl, err := b.Blob(l.Digest)
 			if err != nil {
 				return "", err
 			}
-			step := fmt.Sprintf("layer %d", i+1)
-			cmd := fmt.Sprintf("%s agent receive-blob --digest %s --dir %s", shellQuote(e.stubPath()), l.Digest, shellQuote(e.blobDir()))
-			pr := &progressReader{r: sr, total: bl.Size, emit: func(done, total int64) {
-				e.emit(Event{Kind: Progress, Host: n.IP, Phase: "distribute", Step: step, Bytes: done, Total: total})
-			}}
-			var errOut strings.Builder
-			if err := c.Exec(ctx, cmd, pr, io.Discard, &errOut, uploadTimeout); err != nil {
-				if ce, ok := err.(*CommandError); ok {
-					ce.Stderr, ce.Cmd = strings.TrimSpace(errOut.String()), "receive "+step
-				}
+			if err := e.sendLayer(ctx, c, src, l, sr, bl.Size, token); err != nil {
 				return "", err
 			}
-			sent.Add(bl.Size)
 			bytes += bl.Size
-			count++
 		}
-		return fmt.Sprintf("%d layers, %s sent", count, progress.Bytes(bytes)), nil
-	}); err != nil {
-		return err
+		fetched = true
+		if src.addr == "" {
+			sent.Add(bytes)
+			return fmt.Sprintf("%d layers, %s from this machine", len(need), progress.Bytes(bytes)), nil
+		}
+		return fmt.Sprintf("%d layers, %s from %s", len(need), progress.Bytes(bytes), src.host.IP), nil
+	})
+	if err == nil && !fetched {
+		fetched = true // done by an earlier run: the blobs are there
 	}
+	return fetched, err
+}
+
+// sendLayer moves one layer blob to the host: streamed from this machine
+// over SSH, or fetched by the host from another host's blob server.
+func (e *Engine) sendLayer(ctx context.Context, c *Conn, src source, l bundle.Layer, sr io.Reader, size int64, token string) error {
+	var errOut strings.Builder
+	var err error
+	if src.addr == "" {
+		cmd := fmt.Sprintf("%s agent receive-blob --digest %s --dir %s", shellQuote(e.stubPath()), l.Digest, shellQuote(e.blobDir()))
+		pr := &progressReader{r: sr, total: size, emit: func(done, total int64) {
+			e.emit(Event{Kind: Progress, Host: c.Node.IP, Phase: "distribute", Step: "layers", Bytes: done, Total: total})
+		}}
+		err = c.Exec(ctx, cmd, pr, io.Discard, &errOut, uploadTimeout)
+	} else {
+		cmd := fmt.Sprintf("read -r SEALPACK_BLOB_TOKEN; export SEALPACK_BLOB_TOKEN; exec %s agent fetch-blob --from %s --digest %s --dir %s",
+			shellQuote(e.stubPath()), shellQuote(src.addr), l.Digest, shellQuote(e.blobDir()))
+		err = c.Exec(ctx, cmd, strings.NewReader(token+"\n"), io.Discard, &errOut, uploadTimeout)
+	}
+	if ce, ok := err.(*CommandError); ok {
+		ce.Stderr, ce.Cmd = strings.TrimSpace(errOut.String()), "receive layer "+l.Digest
+	}
+	return err
+}
+
+// unpackLayers builds the host's rootfs from its blobs.
+func (e *Engine) unpackLayers(ctx context.Context, n cluster.Node) error {
 	return e.stepID(ctx, n, "distribute", "rootfs", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
 		cmd := fmt.Sprintf("%s agent unpack --blobs %s --to %s", shellQuote(e.stubPath()), shellQuote(e.blobDir()), shellQuote(e.rootfsPath()))
-		for _, l := range b.Index.Layers {
+		for _, l := range e.opts.Bundle.Index.Layers {
 			cmd += " --layer " + l.Digest
 		}
 		_, err := c.Output(ctx, cmd, time.Hour)

@@ -291,6 +291,10 @@ func TestInstallThreeMastersTwoNodesWithSudoUser(t *testing.T) {
 			t.Errorf("node %d did not join:\n%s", i+1, log)
 		}
 	}
+	// Layers pass from host to host: at least one host got them from a peer.
+	if !strings.Contains(out, "B from "+r.bed.Subnet.Addr().String()[:len(r.bed.Subnet.Addr().String())-1]) {
+		t.Errorf("no host fetched its layers from another host:\n%s", out)
+	}
 	// The password never shows in the output or any log.
 	if strings.Contains(out, r.bed.Password) {
 		t.Error("the SSH password appears in the installer's output")

@@ -32,6 +32,10 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		return agentReceiveBlob(ctx, env, args[1:])
 	case "unpack":
 		return agentUnpack(ctx, env, args[1:])
+	case "serve-blobs":
+		return agentServeBlobs(ctx, env, args[1:])
+	case "fetch-blob":
+		return agentFetchBlob(ctx, env, args[1:])
 	}
 	return usageError{fmt.Errorf("agent: unknown command %q", args[0])}
 }
@@ -45,8 +49,7 @@ func blobPath(dir, digest string) (string, error) {
 	return filepath.Join(dir, "sha256", m[1]), nil
 }
 
-// agentReceiveBlob stores stdin as a blob, only if it hashes to the digest:
-// a blob file that exists is a verified blob.
+// agentReceiveBlob stores stdin as a blob, only if it hashes to the digest.
 func agentReceiveBlob(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "agent receive-blob", "--digest D --dir DIR", "Store standard input as blob D under DIR if it matches D.")
 	digest := fs.String("digest", "", "expected digest")
@@ -54,33 +57,7 @@ func agentReceiveBlob(ctx context.Context, env *Env, args []string) error {
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	dst, err := blobPath(*dir, *digest)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".receive-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, env.Stdin})
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("receive %s: %w", *digest, err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != *digest {
-		return fmt.Errorf("receive %s: got %d bytes hashing to %s: transfer corrupted", *digest, n, got)
-	}
-	return os.Rename(tmp.Name(), dst)
+	return storeBlob(ctx, env.Stdin, *dir, *digest)
 }
 
 // agentUnpack builds the merged rootfs from layers, in order, and swaps it
