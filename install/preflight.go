@@ -45,6 +45,28 @@ func (e *PreflightError) Error() string {
 	return b.String()
 }
 
+// Connect opens the SSH connection to every host at once and returns each
+// host's error (nil when connected); host keys are checked as configured.
+func (e *Engine) Connect(ctx context.Context) map[string]error {
+	nodes := e.c.All()
+	var mu sync.Mutex
+	out := make(map[string]error, len(nodes))
+	forEach(ctx, nodes, 0, func(ctx context.Context, n cluster.Node) error {
+		e.emit(Event{Kind: StepStart, Host: n.IP, Phase: "connect", Step: "connect"})
+		_, err := e.conn(ctx, n)
+		kind := StepDone
+		if err != nil {
+			kind = StepFailed
+		}
+		e.emit(Event{Kind: kind, Host: n.IP, Phase: "connect", Step: "connect", Err: err})
+		mu.Lock()
+		out[n.IP] = err
+		mu.Unlock()
+		return err
+	})
+	return out
+}
+
 // MaxClockSkew is the largest difference allowed between a host's clock and
 // the installing host's: certificates and tokens break beyond it.
 const MaxClockSkew = 30 * time.Second

@@ -31,6 +31,10 @@ type HostKeyPolicy struct {
 	AcceptNew bool
 	// OnNewKey is told of each key accepted on first use.
 	OnNewKey func(ip string, key ssh.PublicKey)
+	// Decide, when set and AcceptNew is false, is asked about each unknown
+	// key (the wizard shows the fingerprint and asks the user); true accepts
+	// and records it. It may block; it is called for one host at a time.
+	Decide func(ip string, key ssh.PublicKey) bool
 }
 
 // HostKeyError reports a host key that is not trusted.
@@ -83,7 +87,7 @@ func (p *HostKeyPolicy) hostKeyCallback(node cluster.Node, mu *sync.Mutex) (ssh.
 			return nil
 		case errors.As(err, &ke) && len(ke.Want) > 0:
 			return &HostKeyError{Host: node.IP, Fingerprint: ssh.FingerprintSHA256(key), Changed: true}
-		case errors.As(err, &ke) && p.AcceptNew:
+		case errors.As(err, &ke) && (p.AcceptNew || (p.Decide != nil && p.Decide(node.IP, key))):
 			line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key)
 			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
 			if err != nil {

@@ -379,6 +379,7 @@ func TestConcurrentPulls(t *testing.T) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
+	rssBefore := rssKiB()
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
@@ -436,6 +437,8 @@ func TestConcurrentPulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	growth := int64(peak.Load()) - int64(before.HeapInuse)
+	runtime.GC()
+	t.Logf("RSS %d MiB before, %d MiB after (client and server in this process)", rssBefore>>10, rssKiB()>>10)
 	t.Logf("100 concurrent pulls: %d MiB in %v (%.0f MiB/s); heap in use %d MiB before, peak %d MiB (+%d MiB)",
 		bytesRead.Load()>>20, elapsed.Round(time.Millisecond), float64(bytesRead.Load())/(1<<20)/elapsed.Seconds(),
 		before.HeapInuse>>20, peak.Load()>>20, growth>>20)
@@ -512,4 +515,20 @@ func TestDriverLayout(t *testing.T) {
 	if got := must(d.List(ctx, reposPath+"/coreos/etcd/_manifests/revisions/sha256")); fmt.Sprint(got) != fmt.Sprint(revs) {
 		t.Errorf("revisions %v, want %v", got, revs)
 	}
+}
+
+// rssKiB reads this process's resident set size from /proc (0 elsewhere).
+func rssKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kib)
+			return kib
+		}
+	}
+	return 0
 }
