@@ -107,7 +107,9 @@ func LoadCA(dir string) (*CA, error) {
 	case cerr != nil:
 		return nil, fmt.Errorf("read CA certificate: %w", cerr)
 	case kerr != nil:
-		return nil, fmt.Errorf("read CA key (%s exists without it): %w", certPath, kerr)
+		// Not wrapped: a missing key must not read as "no CA", or
+		// GenerateCA would replace a ca.crt that hosts already trust.
+		return nil, fmt.Errorf("read CA key (%s exists without it): %v", certPath, kerr)
 	}
 	cert, err := parseCert(certPEM)
 	if err != nil {
