@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -20,11 +23,12 @@ import (
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/generator/images"
 	"github.com/sealpack/sealpack/generator/kubefile"
+	"github.com/sealpack/sealpack/generator/store"
 )
 
 // ConfigLabel is the image config label holding a sealpack cluster image's
 // metadata (bundle.Config as JSON).
-const ConfigLabel = "io.sealpack.cluster-image.config"
+const ConfigLabel = store.ConfigLabel
 
 // SealerExtension is the annotation (or label) Sealer v0.11 keeps its
 // cluster image metadata in.
@@ -35,6 +39,9 @@ type base struct {
 	ref    string
 	img    v1.Image
 	config bundle.Config
+	// carried are the container images a stored cluster image carries;
+	// their blobs are read from the store, not fetched.
+	carried []images.Pulled
 }
 
 // openBase opens a FROM reference: oci:DIR[:TAG], docker-archive:FILE or a
@@ -52,8 +59,9 @@ func (o *Options) openBase(ctx context.Context, b kubefile.Base) (*base, error) 
 		return nil, fmt.Errorf("--platform %s differs from the target linux/%s: every FROM image must be for the target platform", platform, o.Arch)
 	}
 	var (
-		img v1.Image
-		err error
+		img     v1.Image
+		err     error
+		carried []images.Pulled
 	)
 	switch {
 	case strings.HasPrefix(b.Ref, "oci:"):
@@ -61,6 +69,13 @@ func (o *Options) openBase(ctx context.Context, b kubefile.Base) (*base, error) 
 	case strings.HasPrefix(b.Ref, "docker-archive:"):
 		img, err = tarball.ImageFromPath(o.contextRel(strings.TrimPrefix(b.Ref, "docker-archive:")), nil)
 	default:
+		var st *stored
+		if st, err = o.fromStore(b.Ref); err != nil || st != nil {
+			if st != nil {
+				img, carried = st.img, st.carried
+			}
+			break
+		}
 		var r images.Ref
 		r, err = images.ParseRef(b.Ref, o.insecure())
 		if err == nil {
@@ -89,7 +104,39 @@ func (o *Options) openBase(ctx context.Context, b kubefile.Base) (*base, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &base{ref: b.Ref, img: img, config: c}, nil
+	return &base{ref: b.Ref, img: img, config: c, carried: carried}, nil
+}
+
+type stored struct {
+	img     v1.Image
+	carried []images.Pulled
+}
+
+// fromStore opens ref from the local image store, or returns nil when the
+// store has no image of that name.
+func (o *Options) fromStore(ref string) (*stored, error) {
+	if _, err := os.Stat(filepath.Join(o.StoreDir, "index.json")); err != nil {
+		return nil, nil
+	}
+	if _, err := store.Normalize(ref); err != nil {
+		return nil, nil // not a name the store can hold: let the registry path report it
+	}
+	s, err := store.Open(o.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	i, err := s.Get(ref)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	carried, err := s.Carried(i)
+	if err != nil {
+		return nil, err
+	}
+	return &stored{img: i.V1(), carried: carried}, nil
 }
 
 // contextRel reads a relative oci: or docker-archive: path from the build

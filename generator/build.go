@@ -21,6 +21,7 @@ import (
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/generator/images"
 	"github.com/sealpack/sealpack/generator/kubefile"
+	"github.com/sealpack/sealpack/generator/store"
 	"github.com/sealpack/sealpack/rootfs"
 )
 
@@ -50,6 +51,9 @@ type Options struct {
 	Offline bool
 	// CacheDir holds fetched blobs; images.DefaultCacheDir when empty.
 	CacheDir string
+	// StoreDir is the local cluster image store (gen build -t) that FROM
+	// looks in first; store.DefaultDir when empty.
+	StoreDir string
 	// Jobs bounds concurrent registry requests (8 when zero).
 	Jobs int
 	// Transport carries registry requests; http.DefaultTransport when nil.
@@ -80,6 +84,9 @@ func (o *Options) defaults() error {
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = images.DefaultCacheDir(o.Getenv)
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = store.DefaultDir(o.Getenv)
 	}
 	if o.Arch == "" {
 		o.Arch = "amd64"
@@ -214,9 +221,23 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases 
 	if err != nil {
 		return err
 	}
-	refs := make([]images.Ref, len(found))
-	for i, f := range found {
-		refs[i] = f.Ref
+	// Images the FROM images carry come from the store; only the others
+	// are fetched. A later base's copy of a name wins.
+	carried := map[string]images.Pulled{}
+	for _, bs := range bases {
+		for _, p := range bs.carried {
+			carried[p.Ref.Name] = p
+		}
+	}
+	excluded, err := images.Excluder(opts.ExcludeImages, opts.insecure())
+	if err != nil {
+		return err
+	}
+	var refs []images.Ref
+	for _, f := range found {
+		if _, ok := carried[f.Ref.Name]; !ok {
+			refs = append(refs, f.Ref)
+		}
 	}
 	cache := &images.Cache{Dir: opts.CacheDir}
 	pulled, err := images.Fetch(ctx, refs, images.FetchOptions{
@@ -225,6 +246,11 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases 
 	})
 	if err != nil {
 		return err
+	}
+	for _, p := range carried {
+		if !excluded(p.Ref) {
+			pulled = append(pulled, p)
+		}
 	}
 	if err := images.AddToBundle(ctx, w, cache, pulled); err != nil {
 		return err

@@ -40,6 +40,18 @@ func Main(ctx context.Context, io *IO, args []string) int {
 		fmt.Fprintf(io.Stdout, "sealpack gen %s (bundle format %d, stubs: %s)\n", version.Version, bundle.FormatVersion, strings.Join(assets.Arches(), ", "))
 	case len(args) > 0 && args[0] == "images":
 		err = imagesCmd(ctx, io, args[1:])
+	case len(args) > 0 && args[0] == "build":
+		err = buildImage(ctx, io, args[1:])
+	case len(args) > 0 && args[0] == "inspect":
+		err = inspect(io, args[1:])
+	case len(args) > 0 && args[0] == "push":
+		err = push(ctx, io, args[1:])
+	case len(args) > 0 && args[0] == "pull":
+		err = pull(ctx, io, args[1:])
+	case len(args) > 0 && args[0] == "rmi":
+		err = rmi(io, args[1:])
+	case len(args) > 0 && args[0] == "list":
+		err = list(io, args[1:])
 	default:
 		err = build(ctx, io, args)
 	}
@@ -69,8 +81,16 @@ Builds one self-contained installer from a Kubefile. CONTEXT, the folder COPY
 and APP sources are read from, defaults to the Kubefile's folder.
 
 Other commands:
+  gen build -f Kubefile -t NAME:TAG [CONTEXT]
+                            store a cluster image (with its container images) for FROM NAME:TAG
   gen images --discover -f Kubefile [CONTEXT]
                             list the container images the Kubefile needs and where they are named
+  gen images NAME           the container images a stored cluster image carries
+  gen inspect NAME          a stored cluster image's metadata (JSON)
+  gen push NAME REF         upload a stored cluster image and its container images
+  gen pull REF [-t NAME]    download a cluster image and its container images into the store
+  gen rmi NAME...           remove stored cluster images
+  gen list                  list stored cluster images
   gen keygen --out PREFIX   make an ed25519 signing key pair (PREFIX.key, PREFIX.pub)
   gen version               print the version`)
 	cf := addCommonFlags(fs)
@@ -226,8 +246,10 @@ func (c *commonFlags) options(io *IO, fs *pflag.FlagSet) (generator.Options, err
 
 func imagesCmd(ctx context.Context, io *IO, args []string) error {
 	fs := newFlags(io, "images", `Usage: gen images --discover -f Kubefile [CONTEXT]
+       gen images NAME
 
-Builds the Kubefile's rootfs in a temporary folder (nothing is fetched or
+With NAME, lists the container images the stored cluster image NAME carries.
+With --discover, builds the Kubefile's rootfs in a temporary folder (nothing is fetched or
 written) and prints every container image it needs, with where it is named:
 manifests, apps, Helm charts, imageList files and --image.`)
 	cf := addCommonFlags(fs)
@@ -239,7 +261,10 @@ manifests, apps, Helm charts, imageList files and --image.`)
 		return usageError{err}
 	}
 	if !*discover {
-		return usageError{errors.New("images: expected --discover")}
+		if fs.NArg() != 1 {
+			return usageError{errors.New("images: expected a stored cluster image NAME, or --discover -f Kubefile")}
+		}
+		return storedImages(io, fs.Arg(0))
 	}
 	opts, err := cf.options(io, fs)
 	if err != nil {

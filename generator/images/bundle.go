@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/sealpack/sealpack/bundle"
 )
 
@@ -20,12 +22,16 @@ func AddToBundle(ctx context.Context, w *bundle.Writer, c *Cache, pulled []Pulle
 	ps := append([]Pulled(nil), pulled...)
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Ref.Name < ps[j].Ref.Name })
 	for _, p := range ps {
+		src := c
+		if p.Source != nil {
+			src = p.Source
+		}
 		for _, d := range p.Blobs {
-			if err := addCached(ctx, w, c, d.Digest.String(), string(d.MediaType)); err != nil {
+			if err := addCached(ctx, w, src, d.Digest.String(), string(d.MediaType)); err != nil {
 				return fmt.Errorf("%s: %w", p.Ref.Name, err)
 			}
 		}
-		if err := addCached(ctx, w, c, p.Digest, p.MediaType); err != nil {
+		if err := addCached(ctx, w, src, p.Digest, p.MediaType); err != nil {
 			return fmt.Errorf("%s: manifest: %w", p.Ref.Name, err)
 		}
 		if err := w.AddImage(bundle.Image{
@@ -56,4 +62,30 @@ func addCached(ctx context.Context, w *bundle.Writer, c *Cache, digest, mediaTyp
 		return err
 	}
 	return nil
+}
+
+// FromCache makes a pulled image of a bundle image record whose manifest
+// and blobs are in c (a stored cluster image's carried image): nothing is
+// fetched, and AddToBundle reads its blobs from c.
+func FromCache(c *Cache, im bundle.Image) (Pulled, error) {
+	r, err := ParseRef(im.Name, nil)
+	if err != nil {
+		return Pulled{}, err
+	}
+	b, err := c.ReadSmall(im.Digest)
+	if err != nil {
+		return Pulled{}, fmt.Errorf("manifest: %w", err)
+	}
+	m, err := v1.ParseManifest(bytesReader(b))
+	if err != nil {
+		return Pulled{}, fmt.Errorf("manifest %s: %w", im.Digest, err)
+	}
+	p := Pulled{Ref: r, Digest: im.Digest, MediaType: im.MediaType, Size: im.Size, Source: c,
+		Blobs: append([]v1.Descriptor{m.Config}, m.Layers...)}
+	for _, d := range p.Blobs {
+		if !c.Has(d.Digest.String(), d.Size) {
+			return Pulled{}, fmt.Errorf("blob %s is missing", d.Digest)
+		}
+	}
+	return p, nil
 }

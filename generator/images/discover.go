@@ -84,26 +84,39 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 			return nil, err
 		}
 	}
+	excluded, err := Excluder(opts.Exclude, opts.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Found, 0, len(d.byName))
+	for _, f := range d.byName {
+		if !excluded(f.Ref) {
+			out = append(out, *f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref.Name < out[j].Ref.Name })
+	return out, nil
+}
+
+// Excluder reports whether a reference is dropped by --exclude-image
+// patterns (without tag or digest: every tag of the repository).
+func Excluder(patterns []string, insecure map[string]bool) (func(Ref) bool, error) {
 	var excl []func(Ref) bool
-	for _, s := range opts.Exclude {
-		m, err := excludeMatcher(s, opts.Insecure)
+	for _, s := range patterns {
+		m, err := excludeMatcher(s, insecure)
 		if err != nil {
 			return nil, fmt.Errorf("--exclude-image: %w", err)
 		}
 		excl = append(excl, m)
 	}
-	out := make([]Found, 0, len(d.byName))
-next:
-	for _, f := range d.byName {
+	return func(r Ref) bool {
 		for _, m := range excl {
-			if m(f.Ref) {
-				continue next
+			if m(r) {
+				return true
 			}
 		}
-		out = append(out, *f)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Ref.Name < out[j].Ref.Name })
-	return out, nil
+		return false
+	}, nil
 }
 
 func excludeMatcher(s string, insecure map[string]bool) (func(Ref) bool, error) {

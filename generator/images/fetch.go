@@ -55,6 +55,9 @@ type Pulled struct {
 	Size  int64           // manifest plus blobs
 	// Fetched counts the bytes this run downloaded for the image's blobs.
 	Fetched int64
+	// Source holds the blobs when they are not in the fetch cache (an
+	// image carried by a stored cluster image); nil means the cache.
+	Source *Cache
 }
 
 // Fetch brings every image's platform manifest, config and layers into the
