@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
+	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/cluster"
 	"github.com/sealpack/sealpack/install"
 )
@@ -55,52 +56,40 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if f.answers == "" {
-		return usageError{fmt.Errorf("no answers file. The wizard is not part of this build yet; to run unattended:\n  %[1]s answers init > cluster.yaml   # then edit the hosts and SSH settings\n  %[1]s %[2]s --answers cluster.yaml --yes", progName(), verb)}
+	wizard := verb == "install" && !f.yes && onTerminal(env)
+	if f.answers == "" && !wizard {
+		return usageError{fmt.Errorf("no answers file, and no terminal for the wizard (stdin and stdout must be a terminal, TERM not dumb).\nTo run unattended:\n  %[1]s answers init > cluster.yaml   # then edit the hosts and SSH settings\n  %[1]s %[2]s --answers cluster.yaml --yes", progName(), verb)}
 	}
-	c, err := cluster.Load(f.answers)
-	if err != nil {
-		return err
+	var c *cluster.Cluster
+	if f.answers != "" {
+		var err error
+		if c, err = cluster.Load(f.answers); err != nil {
+			return err
+		}
 	}
 	b, err := env.open("")
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	if wizard {
+		// The wizard edits the answers (opening at Review when a file was
+		// given) and runs the same engine as below.
+		return runWizard(ctx, env, f, b, c)
+	}
 	if !f.yes {
 		if err := confirm(env, fmt.Sprintf("%s %s on %d hosts (%s)?", verb, filepath.Base(b.Path), len(c.All()), strings.Join(hostIPs(c), ", "))); err != nil {
 			return err
 		}
 	}
-	dir := f.stateDir
-	if dir == "" {
-		base := os.Getenv("XDG_STATE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".local", "state")
-		}
-		name := c.Name
-		if name == "" {
-			name = c.Master0().IP
-		}
-		dir = filepath.Join(base, "sealpack", name)
-	}
-	logDir := filepath.Join(dir, "logs", time.Now().UTC().Format("20060102T150405Z")+"-"+verb)
-	logs, err := install.NewLogSink(logDir)
+	logs, logDir, dir, err := openLogs(f, c, verb)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
-	e, err := install.New(install.Options{
-		Cluster: c,
-		Bundle:  b,
-		HostKeys: install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew, OnNewKey: func(ip string, key ssh.PublicKey) {
-			fmt.Fprintf(env.Stdout, "[%s] new host key accepted and recorded: %s %s\n", ip, key.Type(), ssh.FingerprintSHA256(key))
-		}},
-		Sink:      install.MultiSink{&install.PlainSink{W: env.Stdout, Verbose: f.verbose}, logs},
-		StateFile: filepath.Join(dir, "state.json"),
-		Parallel:  f.parallel,
-	})
+	e, err := newEngine(f, c, b, logs, dir, install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew, OnNewKey: func(ip string, key ssh.PublicKey) {
+		fmt.Fprintf(env.Stdout, "[%s] new host key accepted and recorded: %s %s\n", ip, key.Type(), ssh.FingerprintSHA256(key))
+	}}, &install.PlainSink{W: env.Stdout, Verbose: f.verbose})
 	if err != nil {
 		return err
 	}
@@ -123,6 +112,44 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 	}
 	fmt.Fprintf(env.Stdout, "%s finished on %d hosts. Logs: %s\n", verb, len(c.All()), logDir)
 	return nil
+}
+
+// stateDir is where this machine keeps a cluster's state and logs.
+func stateDir(f *engineFlags, c *cluster.Cluster) string {
+	if f.stateDir != "" {
+		return f.stateDir
+	}
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, _ := os.UserHomeDir()
+		base = filepath.Join(home, ".local", "state")
+	}
+	name := c.Name
+	if name == "" {
+		name = c.Master0().IP
+	}
+	return filepath.Join(base, "sealpack", name)
+}
+
+// openLogs creates this run's log directory under the state directory.
+func openLogs(f *engineFlags, c *cluster.Cluster, verb string) (logs *install.LogSink, logDir, dir string, err error) {
+	dir = stateDir(f, c)
+	logDir = filepath.Join(dir, "logs", time.Now().UTC().Format("20060102T150405Z")+"-"+verb)
+	logs, err = install.NewLogSink(logDir)
+	return logs, logDir, dir, err
+}
+
+// newEngine is the one place an engine is configured, for the unattended
+// path and the wizard alike.
+func newEngine(f *engineFlags, c *cluster.Cluster, b *bundle.Bundle, logs *install.LogSink, dir string, keys install.HostKeyPolicy, sink install.Sink) (*install.Engine, error) {
+	return install.New(install.Options{
+		Cluster:   c,
+		Bundle:    b,
+		HostKeys:  keys,
+		Sink:      install.MultiSink{sink, logs},
+		StateFile: filepath.Join(dir, "state.json"),
+		Parallel:  f.parallel,
+	})
 }
 
 func hostIPs(c *cluster.Cluster) []string {

@@ -1,0 +1,337 @@
+package tui
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/sealpack/sealpack/install"
+	"github.com/sealpack/sealpack/internal/progress"
+)
+
+// maxLogLines bounds the log pane; the full log is in the log directory.
+const maxLogLines = 2000
+
+// hostProgress is one host's line on the Install screen.
+type hostProgress struct {
+	phase, step string
+	state       string // running, done, skipped, failed
+	steps       int    // steps finished or skipped
+	bytes       int64
+	total       int64
+	// rate is measured from the first Progress event of the step.
+	since      time.Time
+	sinceBytes int64
+	at         time.Time
+}
+
+type installScreen struct {
+	running     bool
+	confirmStop bool
+	stopping    bool
+	hosts       map[string]*hostProgress
+	phases      []string // cluster-wide phases finished, in order
+	failures    []string
+	logs        []string
+	vp          viewport.Model
+	start, last time.Time
+	err         error
+}
+
+func newInstallScreen() installScreen {
+	return installScreen{vp: viewport.New(), hosts: map[string]*hostProgress{}}
+}
+
+func (s *installScreen) setSize(w, h int) {
+	s.vp.SetWidth(w)
+	s.vp.SetHeight(max(h/2-1, 3))
+}
+
+// startInstall saves the answers when they exist nowhere yet (a resume
+// needs a file), then runs the engine's Install: the same code as
+// `install --answers --yes`, preflight included.
+func (m *Model) startInstall() tea.Cmd {
+	s := &m.install
+	*s = newInstallScreen()
+	s.setSize(m.width, m.bodyHeight())
+	s.running = true
+	if m.dirty || m.answersFile() == "" {
+		m.review.refresh(m)
+		return saveCmd(strings.TrimSpace(m.review.path.Value()), m.review.text, true)
+	}
+	return m.installCmd()
+}
+
+// answersFile is the file that holds the answers being installed.
+func (m *Model) answersFile() string {
+	if m.result.Saved != "" {
+		return m.result.Saved
+	}
+	if m.opts.Cluster != nil && !m.dirty {
+		return m.opts.AnswersPath
+	}
+	return ""
+}
+
+func (m *Model) installCmd() tea.Cmd {
+	var closeOld tea.Cmd
+	if m.run.eng == nil {
+		closeOld = m.newEngine()
+		if m.run.err != nil {
+			return tea.Batch(closeOld, m.install.finished(m, m.run.err))
+		}
+	}
+	ctx, gen := m.begin()
+	eng := m.run.eng
+	return tea.Batch(closeOld, func() tea.Msg { return installedMsg{gen: gen, err: eng.Install(ctx)} })
+}
+
+func (s *installScreen) finished(m *Model, err error) tea.Cmd {
+	s.running, s.confirmStop = false, false
+	m.run.busy = false
+	s.err = err
+	m.result.Installed = err == nil
+	m.result.Err = err
+	m.result.Aborted = false
+	return m.goTo(ScreenDone)
+}
+
+func (s *installScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	if s.confirmStop {
+		switch {
+		case key.Matches(msg, k.Yes):
+			s.confirmStop, s.stopping = false, true
+			// The engine returns at its next step boundary or command;
+			// what finished is recorded on the hosts and in the state file.
+			m.run.cancel()
+		case key.Matches(msg, k.No):
+			s.confirmStop = false
+		}
+		return nil
+	}
+	var cmd tea.Cmd
+	s.vp, cmd = s.vp.Update(msg)
+	return cmd
+}
+
+// event folds one engine event into the screen.
+func (s *installScreen) event(m *Model, e install.Event) {
+	if e.Time.IsZero() {
+		e.Time = s.last
+	}
+	if s.start.IsZero() {
+		s.start = e.Time
+	}
+	s.last = e.Time
+	who := e.Host
+	if who == "" {
+		who = "cluster"
+	}
+	what := e.Phase
+	if e.Step != "" && e.Step != e.Phase {
+		what += "/" + e.Step
+	}
+	h := s.hosts[e.Host]
+	if h == nil && e.Host != "" {
+		h = &hostProgress{}
+		s.hosts[e.Host] = h
+	}
+	st := m.st
+	switch e.Kind {
+	case install.StepStart:
+		*h = hostProgress{phase: e.Phase, step: e.Step, state: "running", steps: h.steps, at: e.Time}
+	case install.Progress:
+		if h.step != e.Step || h.since.IsZero() {
+			h.since, h.sinceBytes = e.Time, e.Bytes
+		}
+		h.phase, h.step, h.state, h.bytes, h.total, h.at = e.Phase, e.Step, "running", e.Bytes, e.Total, e.Time
+	case install.StepDone, install.StepSkipped:
+		h.phase, h.step, h.steps = e.Phase, e.Step, h.steps+1
+		h.state = "done"
+		line := fmt.Sprintf("[%s] %s: done in %s", who, what, e.Elapsed.Round(10*time.Millisecond))
+		if e.Kind == install.StepSkipped {
+			h.state, line = "skipped", fmt.Sprintf("[%s] %s: already done", who, what)
+		}
+		s.log(line)
+	case install.StepFailed:
+		h.phase, h.step, h.state = e.Phase, e.Step, "failed"
+		msg := fmt.Sprintf("%s %s: %v", who, what, e.Err)
+		s.failures = append(s.failures, msg)
+		s.log(st.Fail.Render("✗ [" + who + "] " + what + ": FAILED: " + fmt.Sprint(e.Err)))
+	case install.Log:
+		s.log(st.Faint.Render(fmt.Sprintf("[%s] %s: %s", who, what, e.Message)))
+	case install.Info:
+		if e.Host == "" && e.Phase != "" && strings.HasPrefix(e.Message, e.Phase+" finished") {
+			s.phases = append(s.phases, e.Phase)
+		}
+		s.log(fmt.Sprintf("[%s] %s", who, e.Message))
+	}
+}
+
+func (s *installScreen) log(line string) {
+	follow := s.vp.AtBottom() || len(s.logs) == 0
+	s.logs = append(s.logs, line)
+	if len(s.logs) > maxLogLines {
+		s.logs = s.logs[len(s.logs)-maxLogLines:]
+	}
+	s.vp.SetContentLines(s.logs)
+	if follow {
+		s.vp.GotoBottom()
+	}
+}
+
+func (s *installScreen) view(m *Model) string {
+	st := m.st
+	var b strings.Builder
+	hosts := m.c.All()
+	head := fmt.Sprintf("  %s · %s", plural(len(hosts), "host"), since(s.start, s.last).Round(time.Second))
+	if s.stopping {
+		head += st.Warn.Render("  stopping after the current step…")
+	}
+	b.WriteString(st.Title.Render("Install") + st.Faint.Render(head) + "\n")
+	for _, n := range hosts {
+		h := s.hosts[n.IP]
+		if h == nil {
+			h = &hostProgress{state: "waiting"}
+		}
+		what := h.phase
+		if h.step != "" && h.step != h.phase {
+			what += "/" + h.step
+		}
+		line := fmt.Sprintf("  %-15s %-6s %-24s ", n.IP, roleShort(n.Roles), truncate(what, 24))
+		b.WriteString(line + s.hostStatus(m, h) + "\n")
+	}
+	if len(s.phases) > 0 {
+		b.WriteString(st.Faint.Render(truncate("  phases done: "+strings.Join(s.phases, ", "), m.width)) + "\n")
+	}
+	for _, f := range s.failures {
+		b.WriteString(st.Fail.Render(truncate("✗ "+f, m.width)) + "\n")
+	}
+	if s.confirmStop {
+		b.WriteString("\n" + st.Warn.Render("Stop the install?") + " Finished steps are recorded; running the installer\n")
+		b.WriteString("again resumes where it stopped.   " + st.Bold.Render("y") + " stop   " + st.Bold.Render("n") + " keep going\n")
+		return b.String()
+	}
+	b.WriteString(st.Faint.Render(truncate("── log "+strings.Repeat("─", m.width), m.width)) + "\n")
+	used := strings.Count(b.String(), "\n")
+	s.vp.SetHeight(max(m.bodyHeight()-used, 3))
+	b.WriteString(s.vp.View())
+	return b.String()
+}
+
+func (s *installScreen) hostStatus(m *Model, h *hostProgress) string {
+	st := m.st
+	switch h.state {
+	case "failed":
+		return st.Fail.Render("✗ failed")
+	case "done", "skipped":
+		return st.Pass.Render(fmt.Sprintf("✓ %d steps", h.steps))
+	case "running":
+		if h.total > 0 && h.bytes < h.total {
+			return progressBar(h.bytes, h.total, 10) + " " + fmt.Sprintf("%3d%% %s", h.bytes*100/h.total, eta(h))
+		}
+		return st.Info.Render("… running")
+	}
+	return st.Faint.Render("waiting")
+}
+
+func progressBar(done, total int64, w int) string {
+	n := int(done * int64(w) / total)
+	return "[" + strings.Repeat("#", n) + strings.Repeat("-", w-n) + "]"
+}
+
+// eta is the bytes done of the total and the time left at the rate seen
+// since the step's first progress report.
+func eta(h *hostProgress) string {
+	s := progress.Bytes(h.bytes) + "/" + progress.Bytes(h.total)
+	el := h.at.Sub(h.since)
+	moved := h.bytes - h.sinceBytes
+	if el <= 0 || moved <= 0 {
+		return s
+	}
+	left := time.Duration(float64(h.total-h.bytes) / float64(moved) * float64(el))
+	return s + " ETA " + left.Round(time.Second).String()
+}
+
+func roleShort(roles []string) string {
+	return strings.Join(roles, "+")
+}
+
+func (m *Model) viewDone() string {
+	st := m.st
+	var b strings.Builder
+	s := &m.install
+	answers := m.answersFile()
+	if answers == "" {
+		answers = strings.TrimSpace(m.review.path.Value())
+	}
+	cmd := func(verb string) string {
+		if m.opts.Command != nil {
+			return m.opts.Command(verb, answers)
+		}
+		return "./installer.run " + verb + " --answers " + answers + " --yes"
+	}
+	bi := m.opts.Bundle
+	if s.err == nil {
+		kube := ""
+		if bi.KubeVersion != "" {
+			kube = " (Kubernetes " + bi.KubeVersion + ")"
+		}
+		b.WriteString(st.Pass.Render("✓ Installed") + " " + bi.Name + kube + " on " + plural(len(m.c.All()), "host") + " in " + since(s.start, s.last).Round(time.Second).String() + "\n\n")
+		var ms, ns []string
+		for _, n := range m.c.All() {
+			if n.IsMaster() {
+				ms = append(ms, n.IP)
+			} else {
+				ns = append(ns, n.IP)
+			}
+		}
+		b.WriteString("  Masters:  " + strings.Join(ms, ", ") + "\n")
+		if len(ns) > 0 {
+			b.WriteString("  Nodes:    " + strings.Join(ns, ", ") + "\n")
+		}
+		if len(bi.Apps) > 0 {
+			b.WriteString("  Apps:     " + strings.Join(bi.Apps, ", ") + "\n")
+		}
+		b.WriteString("  Kubeconfig: on the first master, " + m.c.Master0().IP + ", where the cluster image puts it\n")
+	} else {
+		b.WriteString(st.Fail.Render("✗ The install did not finish") + "\n")
+		msg := s.err.Error()
+		var pe *install.PreflightError
+		if errors.As(s.err, &pe) {
+			msg = "preflight failed on the hosts"
+		}
+		for _, l := range strings.Split(msg, "\n") {
+			b.WriteString(st.Fail.Render("  "+l) + "\n")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("  Answers:  " + answers + "\n")
+	if m.run.info.LogDir != "" {
+		b.WriteString("  Logs:     " + m.run.info.LogDir + "\n")
+	}
+	if m.run.info.StateDir != "" {
+		b.WriteString("  State:    " + m.run.info.StateDir + "\n")
+	}
+	b.WriteString("\n")
+	if s.err != nil {
+		b.WriteString("Fix the cause, then resume (finished steps are skipped):\n")
+		b.WriteString(st.Bold.Render("  "+cmd("install")) + "\n")
+		if hasSecret(m.c) && !m.review.secrets {
+			b.WriteString(st.Faint.Render("  The password is not in "+answers+": add ssh.passwdEnv or ssh.passwd first.") + "\n")
+		}
+	} else {
+		b.WriteString("Add hosts later: add them to " + answers + ", then\n")
+		b.WriteString(st.Bold.Render("  "+cmd("join")) + "\n")
+		b.WriteString("Undo the install on every host:\n")
+		b.WriteString(st.Bold.Render("  "+cmd("reset")) + "\n")
+	}
+	b.WriteString("\nPress Enter to exit.")
+	return b.String()
+}

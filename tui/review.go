@@ -1,0 +1,161 @@
+package tui
+
+import (
+	"os"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/sealpack/sealpack/cluster"
+)
+
+type reviewScreen struct {
+	vp      viewport.Model
+	secrets bool // write the password into the file: only when asked
+	asking  bool // the save path prompt is open
+	path    textinput.Model
+	saved   string
+	err     string
+	text    []byte
+}
+
+func newReviewScreen(m *Model) reviewScreen {
+	p := textinput.New()
+	p.Prompt = ""
+	p.SetValue(m.opts.AnswersPath)
+	return reviewScreen{vp: viewport.New(), path: p}
+}
+
+func (s *reviewScreen) setSize(w, h int) {
+	s.vp.SetWidth(w)
+	s.vp.SetHeight(max(h-6, 3))
+	s.path.SetWidth(min(50, max(w-30, 10)))
+}
+
+// refresh renders the answers file as it will be saved.
+func (s *reviewScreen) refresh(m *Model) {
+	b, err := m.c.Marshal(cluster.MarshalOptions{IncludeSecrets: s.secrets})
+	if err != nil {
+		s.err = err.Error()
+		return
+	}
+	s.text = b
+	s.vp.SetContent(strings.TrimRight(string(b), "\n"))
+}
+
+// hasSecret reports whether the file would lose an inline password.
+func hasSecret(c *cluster.Cluster) bool {
+	if c.SSH.Password != "" || c.SSH.PrivateKeyPassword != "" {
+		return true
+	}
+	for _, h := range c.Hosts {
+		if h.SSH.Password != "" || h.SSH.PrivateKeyPassword != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func saveCmd(path string, data []byte, auto bool) tea.Cmd {
+	return func() tea.Msg {
+		// 0600: the file may hold a password, and always holds addresses
+		// and pinned keys.
+		err := os.WriteFile(path, data, 0o600)
+		return savedMsg{path: path, err: err, auto: auto}
+	}
+}
+
+func (s *reviewScreen) onSaved(m *Model, msg savedMsg) tea.Cmd {
+	if msg.err != nil {
+		s.err = msg.err.Error()
+		if msg.auto {
+			// The install must not start without a file to resume from.
+			m.install.running = false
+			return m.install.finished(m, msg.err)
+		}
+		return nil
+	}
+	s.saved, s.err = msg.path, ""
+	m.result.Saved = msg.path
+	m.dirty = false
+	if msg.auto {
+		return m.installCmd()
+	}
+	return nil
+}
+
+func (s *reviewScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	if s.asking {
+		switch {
+		case key.Matches(msg, k.Back):
+			s.asking = false
+			s.path.Blur()
+		case key.Matches(msg, k.Enter):
+			s.asking = false
+			s.path.Blur()
+			s.refresh(m)
+			return saveCmd(strings.TrimSpace(s.path.Value()), s.text, false)
+		default:
+			var cmd tea.Cmd
+			s.path, cmd = s.path.Update(msg)
+			return cmd
+		}
+		return nil
+	}
+	switch {
+	case key.Matches(msg, k.Back):
+		return m.goTo(ScreenPreflight)
+	case key.Matches(msg, k.Save):
+		s.asking = true
+		return s.path.Focus()
+	case key.Matches(msg, k.Secrets):
+		s.secrets = !s.secrets
+		s.refresh(m)
+	case key.Matches(msg, k.Enter):
+		if !m.preflightOK {
+			// Answers from a file, or edited since the checks: connect and
+			// check them first; Preflight comes back here.
+			return m.goTo(ScreenConnect)
+		}
+		return m.goTo(ScreenInstall)
+	default:
+		var cmd tea.Cmd
+		s.vp, cmd = s.vp.Update(msg)
+		return cmd
+	}
+	return nil
+}
+
+func (s *reviewScreen) view(m *Model) string {
+	st := m.st
+	var b strings.Builder
+	b.WriteString(st.Title.Render("Review") + st.Faint.Render("  the answers file as it will be saved") + "\n")
+	b.WriteString(st.Faint.Render(strings.Repeat("─", m.width)) + "\n")
+	b.WriteString(s.vp.View() + "\n")
+	b.WriteString(st.Faint.Render(strings.Repeat("─", m.width)) + "\n")
+	switch {
+	case s.secrets:
+		b.WriteString(st.Warn.Render("! The password is written in plain text (p to leave it out).") + "\n")
+	case hasSecret(m.c):
+		b.WriteString(st.Faint.Render("The password is left out of the file (p to include it).") + "\n")
+	default:
+		b.WriteString("\n")
+	}
+	switch {
+	case s.asking:
+		b.WriteString(st.Focused.Render("> Save to: ") + "[" + s.path.View() + "]" + st.Faint.Render(" enter saves, esc cancels"))
+	case s.err != "":
+		b.WriteString(st.Fail.Render("✗ " + s.err))
+	case s.saved != "":
+		b.WriteString(st.Pass.Render("✓ Saved "+s.saved) + ". Enter installs.")
+	case !m.preflightOK:
+		b.WriteString("s saves. Enter connects and checks the hosts, then comes back here.")
+	default:
+		b.WriteString("s saves. Enter installs (and saves to " + strings.TrimSpace(s.path.Value()) + ").")
+	}
+	return b.String()
+}

@@ -1,0 +1,57 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sealpack/sealpack/internal/progress"
+)
+
+func (m *Model) viewWelcome() string {
+	st := m.st
+	bi := m.opts.Bundle
+	var b strings.Builder
+	b.WriteString(st.Title.Render("Welcome") + "\n\n")
+	b.WriteString("This installer sets up a Kubernetes cluster on your hosts over SSH, from\n")
+	b.WriteString("what it carries: nothing is downloaded.\n\n")
+	row := func(k, v string) {
+		if v != "" {
+			b.WriteString("  " + st.Bold.Render(padRight(k, 12)) + v + "\n")
+		}
+	}
+	row("Bundle", bi.Name)
+	row("Kubernetes", orDash(bi.KubeVersion))
+	apps := "none"
+	if len(bi.Apps) > 0 {
+		apps = strings.Join(bi.Apps, ", ")
+	}
+	row("Apps", apps)
+	row("Images", fmt.Sprint(bi.Images))
+	row("Size", progress.Bytes(bi.Size))
+	row("Arch", bi.Arch)
+	sig := bi.Signature
+	if strings.HasPrefix(sig, "signed") {
+		sig = st.Pass.Render(sig)
+	} else {
+		sig = st.Warn.Render(sig)
+	}
+	row("Signature", sig)
+	if len(bi.Labels) > 0 {
+		var ls []string
+		for _, k := range sortedKeys(bi.Labels) {
+			ls = append(ls, k+"="+bi.Labels[k])
+		}
+		row("Labels", truncate(strings.Join(ls, ", "), max(m.width-16, 10)))
+	}
+	b.WriteString("\nNext: the hosts, how to log in, checks, then the install. Nothing changes\n")
+	b.WriteString("on any host before you confirm on the Review screen.\n\n")
+	b.WriteString(st.Bold.Render("Press Enter to start."))
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
