@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -239,20 +240,38 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases 
 			refs = append(refs, f.Ref)
 		}
 	}
+	var local []images.Pulled
+	for _, p := range carried {
+		if !excluded(p.Ref) {
+			local = append(local, p)
+		}
+	}
+	sort.Slice(local, func(i, j int) bool { return local[i].Ref.Name < local[j].Ref.Name })
+	// Carried images go in name order among the fetched ones, which are
+	// written to the bundle while later ones still download.
 	cache := &images.Cache{Dir: opts.CacheDir}
-	pulled, err := images.Fetch(ctx, refs, images.FetchOptions{
+	addLocal := func(before string) error {
+		for len(local) > 0 && (before == "" || local[0].Ref.Name < before) {
+			if err := images.AddImage(ctx, w, cache, local[0]); err != nil {
+				return err
+			}
+			local = local[1:]
+		}
+		return nil
+	}
+	_, err = images.Stream(ctx, refs, images.FetchOptions{
 		Cache: cache, Platform: v1.Platform{OS: "linux", Architecture: opts.Arch},
 		Offline: opts.Offline, Jobs: opts.Jobs, Transport: opts.Transport, Progress: opts.Progress,
+	}, func(p images.Pulled) error {
+		if err := addLocal(p.Ref.Name); err != nil {
+			return err
+		}
+		return images.AddImage(ctx, w, cache, p)
 	})
 	if err != nil {
 		return err
 	}
-	for _, p := range carried {
-		if !excluded(p.Ref) {
-			pulled = append(pulled, p)
-		}
-	}
-	if err := images.AddToBundle(ctx, w, cache, pulled); err != nil {
+	if err := addLocal(""); err != nil {
 		return err
 	}
 	w.SetConfig(b.config(res, bases))

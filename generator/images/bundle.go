@@ -22,26 +22,32 @@ func AddToBundle(ctx context.Context, w *bundle.Writer, c *Cache, pulled []Pulle
 	ps := append([]Pulled(nil), pulled...)
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Ref.Name < ps[j].Ref.Name })
 	for _, p := range ps {
-		src := c
-		if p.Source != nil {
-			src = p.Source
-		}
-		for _, d := range p.Blobs {
-			if err := addCached(ctx, w, src, d.Digest.String(), string(d.MediaType)); err != nil {
-				return fmt.Errorf("%s: %w", p.Ref.Name, err)
-			}
-		}
-		if err := addCached(ctx, w, src, p.Digest, p.MediaType); err != nil {
-			return fmt.Errorf("%s: manifest: %w", p.Ref.Name, err)
-		}
-		if err := w.AddImage(bundle.Image{
-			Name: p.Ref.Name, Repository: p.Ref.Repository, Tag: p.Ref.Tag,
-			Digest: p.Digest, MediaType: p.MediaType, Size: p.Size,
-		}); err != nil {
+		if err := AddImage(ctx, w, c, p); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// AddImage copies one pulled image's blobs, then its manifest, from the
+// cache (or p.Source) into the bundle, and records it.
+func AddImage(ctx context.Context, w *bundle.Writer, c *Cache, p Pulled) error {
+	src := c
+	if p.Source != nil {
+		src = p.Source
+	}
+	for _, d := range p.Blobs {
+		if err := addCached(ctx, w, src, d.Digest.String(), string(d.MediaType)); err != nil {
+			return fmt.Errorf("%s: %w", p.Ref.Name, err)
+		}
+	}
+	if err := addCached(ctx, w, src, p.Digest, p.MediaType); err != nil {
+		return fmt.Errorf("%s: manifest: %w", p.Ref.Name, err)
+	}
+	return w.AddImage(bundle.Image{
+		Name: p.Ref.Name, Repository: p.Ref.Repository, Tag: p.Ref.Tag,
+		Digest: p.Digest, MediaType: p.MediaType, Size: p.Size,
+	})
 }
 
 func addCached(ctx context.Context, w *bundle.Writer, c *Cache, digest, mediaType string) error {

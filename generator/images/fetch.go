@@ -64,6 +64,86 @@ type Pulled struct {
 // cache: resolution runs per image, blob downloads run once per digest
 // across all images, both bounded by Jobs.
 func Fetch(ctx context.Context, refs []Ref, o FetchOptions) ([]Pulled, error) {
+	f, err := newFetcher(o)
+	if err != nil {
+		return nil, err
+	}
+	out, err := f.resolveAll(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.fetchBlobs(ctx, out, func(int) {}); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := f.checkPlatform(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Stream fetches as Fetch does and hands each image to add in name order
+// as soon as its blobs and those of the images before it are cached, so a
+// bundle is written from the cache while later blobs still download: the
+// copy uses the second core and overlaps the network. Blobs are fetched in
+// that same order (each image's largest first), and the pulled images are
+// returned in name order. add runs in the calling goroutine.
+func Stream(ctx context.Context, refs []Ref, o FetchOptions, add func(Pulled) error) ([]Pulled, error) {
+	f, err := newFetcher(o)
+	if err != nil {
+		return nil, err
+	}
+	refs = append([]Ref(nil), refs...)
+	sort.SliceStable(refs, func(i, j int) bool { return refs[i].Name < refs[j].Name })
+	out, err := f.resolveAll(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	ready := make([]chan struct{}, len(out))
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f.inOrder = true
+	fetched := make(chan error, 1)
+	go func() { fetched <- f.fetchBlobs(ctx, out, func(i int) { close(ready[i]) }) }()
+	stop := func(err error) ([]Pulled, error) {
+		cancel()
+		<-fetched
+		return nil, err
+	}
+	var ferr error
+	done := false
+	for i := range out {
+		if !done {
+			select {
+			case <-ready[i]:
+			case ferr = <-fetched:
+				done = true
+				if ferr != nil {
+					return nil, ferr
+				}
+			}
+		}
+		if err := f.checkPlatform(&out[i]); err != nil {
+			return stop(err)
+		}
+		if err := add(out[i]); err != nil {
+			return stop(err)
+		}
+	}
+	if !done {
+		ferr = <-fetched
+	}
+	if ferr != nil {
+		return nil, ferr
+	}
+	return out, nil
+}
+
+func newFetcher(o FetchOptions) (*fetcher, error) {
 	if o.Cache == nil {
 		return nil, errors.New("fetch images: no cache")
 	}
@@ -92,9 +172,14 @@ func Fetch(ctx context.Context, refs []Ref, o FetchOptions) ([]Pulled, error) {
 		}
 		f.puller = p
 	}
+	return f, nil
+}
+
+// resolveAll resolves every reference concurrently, bounded by Jobs.
+func (f *fetcher) resolveAll(ctx context.Context, refs []Ref) ([]Pulled, error) {
 	out := make([]Pulled, len(refs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(o.Jobs)
+	g.SetLimit(f.o.Jobs)
 	for i, r := range refs {
 		g.Go(func() error {
 			p, err := f.resolve(gctx, r)
@@ -108,14 +193,6 @@ func Fetch(ctx context.Context, refs []Ref, o FetchOptions) ([]Pulled, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if err := f.fetchBlobs(ctx, out); err != nil {
-		return nil, err
-	}
-	for i := range out {
-		if err := f.checkPlatform(&out[i]); err != nil {
-			return nil, err
-		}
-	}
 	return out, nil
 }
 
@@ -123,6 +200,9 @@ type fetcher struct {
 	o      FetchOptions
 	puller *remote.Puller
 	log    *lineWriter
+	// inOrder fetches blobs in image order rather than largest first,
+	// for Stream's in-order consumer.
+	inOrder bool
 }
 
 // lineWriter keeps concurrent progress lines whole.
@@ -275,7 +355,8 @@ func pickPlatform(idx *v1.IndexManifest, want v1.Platform) (v1.Descriptor, error
 }
 
 // fetchBlobs downloads each missing blob once, however many images share it.
-func (f *fetcher) fetchBlobs(ctx context.Context, pulled []Pulled) error {
+// ready(i) is called once image i's blobs are all cached.
+func (f *fetcher) fetchBlobs(ctx context.Context, pulled []Pulled, ready func(int)) error {
 	type job struct {
 		desc   v1.Descriptor
 		repo   name.Repository
@@ -309,14 +390,22 @@ func (f *fetcher) fetchBlobs(ctx context.Context, pulled []Pulled) error {
 		p := &pulled[i]
 		p.Fetched = fetched[i].Load()
 		f.log.printf("%-50s %s  %s, fetched %s", p.Ref.Name, p.Digest[:19], progress.Bytes(p.Size), progress.Bytes(p.Fetched))
+		ready(i)
 	}
 	for i := range pulled {
 		if left[i].Load() == 0 {
 			done(i)
 		}
 	}
-	// Largest first, so one big layer does not start last and finish alone.
-	sort.SliceStable(order, func(a, b int) bool { return jobs[order[a]].desc.Size > jobs[order[b]].desc.Size })
+	// Largest first, so one big layer does not start last and finish alone;
+	// in order, the first image's blobs first, each image's largest first.
+	sort.SliceStable(order, func(a, b int) bool {
+		ja, jb := jobs[order[a]], jobs[order[b]]
+		if f.inOrder && ja.owners[0] != jb.owners[0] {
+			return ja.owners[0] < jb.owners[0]
+		}
+		return ja.desc.Size > jb.desc.Size
+	})
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.o.Jobs)
 	for _, h := range order {
