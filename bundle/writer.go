@@ -81,6 +81,9 @@ func Create(path string, stub io.Reader, opts WriterOptions) (*Writer, error) {
 	return w, nil
 }
 
+// blobCopySize is the buffer AddBlob copies through.
+const blobCopySize = 1 << 20
+
 // countingHash hashes and counts what passes through it on the way to the file.
 type countingHash struct {
 	w io.Writer
@@ -130,7 +133,8 @@ func (w *Writer) AddBlob(ctx context.Context, r io.Reader, digest, mediaType str
 	}
 	start := w.out.off
 	ch := &countingHash{w: w.out, h: sha256.New()}
-	if _, err := io.Copy(ch, ctxReader{ctx, r}); err != nil {
+	// 1 MiB at a time: io.Copy's 32 KiB would mean a write per 32 KiB.
+	if _, err := io.CopyBuffer(ch, ctxReader{ctx, r}, make([]byte, blobCopySize)); err != nil {
 		w.out.truncate(start)
 		return Blob{}, fmt.Errorf("store blob %s: %w", digest, err)
 	}
