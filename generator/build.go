@@ -61,6 +61,9 @@ type Options struct {
 	Transport http.RoundTripper
 	// Progress receives a line per image fetched; may be nil.
 	Progress io.Writer
+	// ProgressBars draws a bar per image on Progress while downloading
+	// (Progress is a terminal).
+	ProgressBars bool
 	// MergeConflict is "error" to refuse paths given by two FROM images;
 	// otherwise they are warnings.
 	MergeConflict string
@@ -262,6 +265,7 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases 
 	_, err = images.Stream(ctx, refs, images.FetchOptions{
 		Cache: cache, Platform: v1.Platform{OS: "linux", Architecture: opts.Arch},
 		Offline: opts.Offline, Jobs: opts.Jobs, Transport: opts.Transport, Progress: opts.Progress,
+		Terminal: opts.ProgressBars,
 	}, func(p images.Pulled) error {
 		if err := addLocal(p.Ref.Name); err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/sealpack/sealpack/assets"
 	"github.com/sealpack/sealpack/bundle"
@@ -217,6 +218,9 @@ func (c *commonFlags) options(io *IO, fs *pflag.FlagSet) (generator.Options, err
 		Warnings: io.Stderr, Progress: io.Stderr, Getenv: io.Getenv,
 		Images: *c.images, ExcludeImages: *c.exclude, Insecure: *c.insecure,
 		Offline: *c.offline, Jobs: *c.jobs, MergeConflict: *c.mergeConflict,
+	}
+	if f, ok := io.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && io.Getenv("TERM") != "dumb" {
+		opts.ProgressBars = true
 	}
 	if m := *c.mergeConflict; m != "warn" && m != "error" {
 		return opts, usageError{fmt.Errorf("--merge-conflict %q: expected warn or error", m)}

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net/http"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -36,9 +35,11 @@ type FetchOptions struct {
 	// Keychain supplies credentials; authn.DefaultKeychain (docker config)
 	// by default.
 	Keychain authn.Keychain
-	// Progress receives one line per image as it resolves and completes;
-	// nil discards.
+	// Progress receives one line per image as it completes; nil discards.
 	Progress io.Writer
+	// Terminal draws a progress bar per image on Progress while blobs
+	// download (set it when Progress is a terminal).
+	Terminal bool
 }
 
 // Pulled is an image whose manifest and blobs are all in the cache.
@@ -162,7 +163,7 @@ func newFetcher(o FetchOptions) (*fetcher, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	f := &fetcher{o: o, log: &lineWriter{w: o.Progress}}
+	f := &fetcher{o: o, log: newBars(o.Progress, o.Terminal)}
 	if !o.Offline {
 		// One Puller shares pings and tokens per registry across requests.
 		p, err := remote.NewPuller(remote.WithTransport(o.Transport), remote.WithAuthFromKeychain(o.Keychain),
@@ -199,22 +200,10 @@ func (f *fetcher) resolveAll(ctx context.Context, refs []Ref) ([]Pulled, error) 
 type fetcher struct {
 	o      FetchOptions
 	puller *remote.Puller
-	log    *lineWriter
+	log    *bars
 	// inOrder fetches blobs in image order rather than largest first,
 	// for Stream's in-order consumer.
 	inOrder bool
-}
-
-// lineWriter keeps concurrent progress lines whole.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) printf(format string, a ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format+"\n", a...)
 }
 
 func isIndex(mt types.MediaType) bool {
@@ -385,11 +374,22 @@ func (f *fetcher) fetchBlobs(ctx context.Context, pulled []Pulled, ready func(in
 			left[i].Add(1)
 		}
 	}
+	names, totals := make([]string, len(pulled)), make([]int64, len(pulled))
+	for i, p := range pulled {
+		names[i] = p.Ref.Name
+	}
+	for _, j := range jobs {
+		for _, i := range j.owners {
+			totals[i] += j.desc.Size
+		}
+	}
+	f.log.start(names, totals)
+	defer f.log.close()
 	var fetched = make([]atomic.Int64, len(pulled))
 	done := func(i int) {
 		p := &pulled[i]
 		p.Fetched = fetched[i].Load()
-		f.log.printf("%-50s %s  %s, fetched %s", p.Ref.Name, p.Digest[:19], progress.Bytes(p.Size), progress.Bytes(p.Fetched))
+		f.log.finish(i, "%-50s %s  %s, fetched %s", p.Ref.Name, p.Digest[:19], progress.Bytes(p.Size), progress.Bytes(p.Fetched))
 		ready(i)
 	}
 	for i := range pulled {
@@ -411,7 +411,11 @@ func (f *fetcher) fetchBlobs(ctx context.Context, pulled []Pulled, ready func(in
 	for _, h := range order {
 		j := jobs[h]
 		g.Go(func() error {
-			n, err := f.fetchBlob(gctx, j.repo, j.desc)
+			n, err := f.fetchBlob(gctx, j.repo, j.desc, func(n int64) {
+				for _, i := range j.owners {
+					f.log.add(i, n)
+				}
+			})
 			if err != nil {
 				return fmt.Errorf("%s: %w", pulled[j.owners[0]].Ref.Name, err)
 			}
@@ -427,7 +431,7 @@ func (f *fetcher) fetchBlobs(ctx context.Context, pulled []Pulled, ready func(in
 	return g.Wait()
 }
 
-func (f *fetcher) fetchBlob(ctx context.Context, repo name.Repository, d v1.Descriptor) (int64, error) {
+func (f *fetcher) fetchBlob(ctx context.Context, repo name.Repository, d v1.Descriptor, read func(int64)) (int64, error) {
 	l, err := f.puller.Layer(ctx, repo.Digest(d.Digest.String()))
 	if err != nil {
 		return 0, fmt.Errorf("blob %s: %w", d.Digest, err)
@@ -437,7 +441,7 @@ func (f *fetcher) fetchBlob(ctx context.Context, repo name.Repository, d v1.Desc
 		return 0, fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	defer rc.Close()
-	return f.o.Cache.Put(ctx, d.Digest.String(), d.Size, rc)
+	return f.o.Cache.Put(ctx, d.Digest.String(), d.Size, countReader{rc, read})
 }
 
 // checkPlatform refuses a single-platform image built for another machine.
@@ -457,4 +461,16 @@ func (f *fetcher) checkPlatform(p *Pulled) error {
 		return fmt.Errorf("%s: image is for %s/%s, the target is %s", p.Ref.Name, c.OS, c.Architecture, f.o.Platform)
 	}
 	return nil
+}
+
+// countReader reports the bytes read through it.
+type countReader struct {
+	r    io.Reader
+	read func(int64)
+}
+
+func (c countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read(int64(n))
+	return n, err
 }
