@@ -20,7 +20,15 @@ type partWriter struct {
 	files    []*os.File
 	hashes   []hash.Hash // SHA-256 of each part's logical bytes, for naming a wrong part; nil entries when not split
 	off      int64       // logical bytes written
+	// Early writeback: bytes [wbFrom, within) of file wbFile are written but
+	// not yet handed to the disk.
+	wbFile int
+	wbFrom int64
 }
+
+// writebackChunk is how many written bytes make partWriter start their
+// writeback (see startWriteback).
+const writebackChunk = 32 << 20
 
 // PartPath is the file name of part k (1-based) of the bundle at path.
 func PartPath(path string, k int) string {
@@ -71,12 +79,28 @@ func (p *partWriter) Write(b []byte) (int, error) {
 		}
 		written += n
 		p.off += int64(n)
+		p.writeback(f)
 		if err != nil {
 			return written, fmt.Errorf("write %s: %w", p.final, err)
 		}
 		b = b[n:]
 	}
 	return written, nil
+}
+
+// writeback starts the disk writing f's bytes once enough have piled up.
+func (p *partWriter) writeback(f *os.File) {
+	k, within := 0, p.off
+	if p.partSize > 0 {
+		k, within = int((p.off-1)/p.partSize), p.off-int64((p.off-1)/p.partSize)*p.partSize
+	}
+	if k != p.wbFile || within < p.wbFrom {
+		p.wbFile, p.wbFrom = k, 0
+	}
+	if within-p.wbFrom >= writebackChunk {
+		startWriteback(f, p.wbFrom, within-p.wbFrom)
+		p.wbFrom = within
+	}
 }
 
 // truncate drops everything written after logical offset off; the writer uses
