@@ -76,8 +76,12 @@ func (m *Model) startConnect() tea.Cmd {
 
 func (m *Model) connectCmd() tea.Cmd {
 	ctx, gen := m.begin()
-	eng := m.run.eng
-	return func() tea.Msg { return connectedMsg{gen: gen, results: eng.Connect(ctx)} }
+	eng, br := m.run.eng, m.br
+	// Results follow the events through the bridge, in order.
+	return func() tea.Msg {
+		br.send(connectedMsg{gen: gen, results: eng.Connect(ctx)})
+		return nil
+	}
 }
 
 func (m *Model) startPreflight() tea.Cmd {
@@ -90,10 +94,11 @@ func (m *Model) startPreflight() tea.Cmd {
 		}
 	}
 	ctx, gen := m.begin()
-	eng := m.run.eng
+	eng, br := m.run.eng, m.br
 	return tea.Batch(closeOld, func() tea.Msg {
 		res, err := eng.Preflight(ctx)
-		return preflightMsg{gen: gen, results: res, err: err}
+		br.send(preflightMsg{gen: gen, results: res, err: err})
+		return nil
 	})
 }
 
@@ -181,6 +186,10 @@ func (m *Model) viewConnect() string {
 		return b.String()
 	}
 	failed := 0
+	ipw := 15
+	for _, n := range m.c.All() {
+		ipw = max(ipw, len(n.IP))
+	}
 	for _, n := range m.c.All() {
 		status := m.run.conn[n.IP]
 		var mark string
@@ -193,7 +202,7 @@ func (m *Model) viewConnect() string {
 		default:
 			mark = st.Info.Render("… " + status)
 		}
-		b.WriteString(fmt.Sprintf("  %-40s %-12s %s\n", n.IP, strings.Join(n.Roles, "+"), mark))
+		b.WriteString(fmt.Sprintf("  %-*s %-12s %s\n", ipw, n.IP, strings.Join(n.Roles, "+"), mark))
 		if err := m.run.connErr[n.IP]; err != nil {
 			b.WriteString(st.Fail.Render("      "+reason(err, n.IP)) + "\n")
 		}

@@ -50,8 +50,8 @@ type NewEngine func(EngineConfig) (Engine, EngineInfo, error)
 // that a re-arming command waits on (see waitFor), so the engine never
 // blocks on the renderer and the model sees them in order.
 type (
-	eventMsg    install.Event
-	hostKeyMsg  struct {
+	eventMsg   install.Event
+	hostKeyMsg struct {
 		IP, Type, Fingerprint, Line string
 		reply                       chan<- bool
 	}
@@ -79,6 +79,9 @@ type (
 type bridge struct {
 	ch   chan tea.Msg
 	done chan struct{} // closed when the wizard ends: senders give up
+	// manual leaves reading ch to the caller: model tests pump it
+	// themselves instead of leaving a blocked wait behind each step.
+	manual bool
 }
 
 func newBridge() *bridge {
@@ -98,6 +101,9 @@ func (b *bridge) send(msg tea.Msg) bool {
 // wait is the re-arming command: it returns the next message, and the
 // model calls it again after handling each one.
 func (b *bridge) wait() tea.Cmd {
+	if b.manual {
+		return nil
+	}
 	return func() tea.Msg {
 		select {
 		case msg := <-b.ch:

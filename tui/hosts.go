@@ -268,7 +268,8 @@ func (s *hostsScreen) view(m *Model) string {
 	}
 	b.WriteString("\n")
 	nm := s.masters()
-	b.WriteString(st.Bold.Render(fmt.Sprintf("  %-3s %-40s %s", "#", "IP", "ROLE")) +
+	ipw := ipWidth(s.rows)
+	b.WriteString(st.Bold.Render(fmt.Sprintf("  %-3s %-*s %s", "#", ipw, "IP", "ROLE")) +
 		st.Faint.Render(fmt.Sprintf("   %s, %s", plural(nm, "master"), plural(len(s.rows)-nm, "node"))) + "\n")
 	// Show a window of rows around the selection so long lists fit.
 	room := max(m.bodyHeight()-11, 3)
@@ -278,7 +279,7 @@ func (s *hostsScreen) view(m *Model) string {
 	}
 	for i := first; i < len(s.rows) && i < first+room; i++ {
 		r := s.rows[i]
-		line := fmt.Sprintf("%-3d %-40s %s", i+1, r.IP, strings.Join(r.Roles, "+"))
+		line := fmt.Sprintf("%-3d %-*s %s", i+1, ipw, r.IP, strings.Join(r.Roles, "+"))
 		if r.HostKey != "" {
 			line += st.Faint.Render("  key pinned")
 		}
@@ -324,6 +325,15 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// ipWidth fits the IP column to the longest address, IPv4 at least.
+func ipWidth(rows []hostRow) int {
+	w := 15
+	for _, r := range rows {
+		w = max(w, len(r.IP))
+	}
+	return w
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

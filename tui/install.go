@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -88,7 +89,13 @@ func (m *Model) installCmd() tea.Cmd {
 	}
 	ctx, gen := m.begin()
 	eng := m.run.eng
-	return tea.Batch(closeOld, func() tea.Msg { return installedMsg{gen: gen, err: eng.Install(ctx)} })
+	br := m.br
+	// The result goes through the bridge behind the engine's events, so
+	// Done never shows before the last of them.
+	return tea.Batch(closeOld, func() tea.Msg {
+		br.send(installedMsg{gen: gen, err: eng.Install(ctx)})
+		return nil
+	})
 }
 
 func (s *installScreen) finished(m *Model, err error) tea.Cmd {
@@ -206,6 +213,11 @@ func (s *installScreen) view(m *Model) string {
 		}
 		line := fmt.Sprintf("  %-15s %-6s %-24s ", n.IP, roleShort(n.Roles), truncate(what, 24))
 		b.WriteString(line + s.hostStatus(m, h) + "\n")
+		if transferring(h) {
+			// Bytes and ETA get a line of their own: they do not fit
+			// beside the step at 80 columns.
+			b.WriteString(st.Faint.Render(strings.Repeat(" ", 18)+eta(h)) + "\n")
+		}
 	}
 	if len(s.phases) > 0 {
 		b.WriteString(st.Faint.Render(truncate("  phases done: "+strings.Join(s.phases, ", "), m.width)) + "\n")
@@ -233,12 +245,16 @@ func (s *installScreen) hostStatus(m *Model, h *hostProgress) string {
 	case "done", "skipped":
 		return st.Pass.Render(fmt.Sprintf("✓ %d steps", h.steps))
 	case "running":
-		if h.total > 0 && h.bytes < h.total {
-			return progressBar(h.bytes, h.total, 10) + " " + fmt.Sprintf("%3d%% %s", h.bytes*100/h.total, eta(h))
+		if transferring(h) {
+			return progressBar(h.bytes, h.total, 16) + fmt.Sprintf(" %3d%%", h.bytes*100/h.total)
 		}
 		return st.Info.Render("… running")
 	}
 	return st.Faint.Render("waiting")
+}
+
+func transferring(h *hostProgress) bool {
+	return h.state == "running" && h.total > 0 && h.bytes < h.total
 }
 
 func progressBar(done, total int64, w int) string {
@@ -249,14 +265,15 @@ func progressBar(done, total int64, w int) string {
 // eta is the bytes done of the total and the time left at the rate seen
 // since the step's first progress report.
 func eta(h *hostProgress) string {
-	s := progress.Bytes(h.bytes) + "/" + progress.Bytes(h.total)
+	s := progress.Bytes(h.bytes) + " of " + progress.Bytes(h.total)
 	el := h.at.Sub(h.since)
 	moved := h.bytes - h.sinceBytes
 	if el <= 0 || moved <= 0 {
 		return s
 	}
-	left := time.Duration(float64(h.total-h.bytes) / float64(moved) * float64(el))
-	return s + " ETA " + left.Round(time.Second).String()
+	rate := float64(moved) / el.Seconds()
+	left := time.Duration(float64(h.total-h.bytes) / rate * float64(time.Second))
+	return s + ", " + progress.Bytes(int64(rate)) + "/s, ETA " + left.Round(time.Second).String()
 }
 
 func roleShort(roles []string) string {
@@ -304,8 +321,11 @@ func (m *Model) viewDone() string {
 		b.WriteString(st.Fail.Render("✗ The install did not finish") + "\n")
 		msg := s.err.Error()
 		var pe *install.PreflightError
-		if errors.As(s.err, &pe) {
+		switch {
+		case errors.As(s.err, &pe):
 			msg = "preflight failed on the hosts"
+		case errors.Is(s.err, context.Canceled):
+			msg = "stopped at your request; finished steps are recorded"
 		}
 		for _, l := range strings.Split(msg, "\n") {
 			b.WriteString(st.Fail.Render("  "+l) + "\n")
@@ -327,7 +347,7 @@ func (m *Model) viewDone() string {
 			b.WriteString(st.Faint.Render("  The password is not in "+answers+": add ssh.passwdEnv or ssh.passwd first.") + "\n")
 		}
 	} else {
-		b.WriteString("Add hosts later: add them to " + answers + ", then\n")
+		b.WriteString("Add hosts later: add them to the answers file, then\n")
 		b.WriteString(st.Bold.Render("  "+cmd("join")) + "\n")
 		b.WriteString("Undo the install on every host:\n")
 		b.WriteString(st.Bold.Render("  "+cmd("reset")) + "\n")

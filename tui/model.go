@@ -121,6 +121,10 @@ func New(ctx context.Context, opts Options) *Model {
 		c = cloneCluster(c)
 		m.screen = ScreenReview
 	}
+	if c.Name == "" {
+		// Validate needs a name, and the state directory is named after it.
+		c.Name = "cluster"
+	}
 	c.ApplyDefaults()
 	m.c = c
 	m.hosts = newHostsScreen(m)
