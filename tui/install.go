@@ -10,6 +10,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/sealpack/sealpack/install"
 	"github.com/sealpack/sealpack/internal/progress"
@@ -353,5 +354,6 @@ func (m *Model) viewDone() string {
 		b.WriteString(st.Bold.Render("  "+cmd("reset")) + "\n")
 	}
 	b.WriteString("\nPress Enter to exit.")
-	return b.String()
+	// Wrap rather than cut: paths and commands must be readable whole.
+	return lipgloss.NewStyle().Width(m.width).Render(b.String())
 }
