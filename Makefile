@@ -30,6 +30,7 @@ example: gen
 # Every test, then each fuzz target briefly.
 test: assets
 	$(GO) test -count=1 -timeout 30m ./...
+	./scripts/conformance.sh
 	$(MAKE) fuzz FUZZTIME=15s
 
 test-short: assets
@@ -50,6 +51,7 @@ bench: gen
 	./scripts/bench/bundle.sh
 	./scripts/bench/registry.sh
 	./scripts/bench/images.sh
+	./scripts/bench/install.sh
 
 clean:
 	rm -rf bin example/out assets/stubs/stub-linux-*

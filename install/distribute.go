@@ -106,13 +106,23 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 			return err
 		}
 		if n.IP == m0.IP {
-			if err := e.distributeBundle(ctx, n, &sent); err != nil {
+			// This machine's link carries the bundle to the first master
+			// first; the master serves layers as soon as it holds them.
+			var src source
+			select {
+			case src = <-sources:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			err := e.copyBundle(ctx, n, &sent)
+			sources <- src
+			if err != nil {
 				return err
 			}
 			if len(nodes) > 1 {
 				serve(ctx, n, "--bundle "+shellQuote(e.bundleCopyPath()))
 			}
-			return nil
+			return e.unpackBundle(ctx, n)
 		}
 		served, err := e.distributeLayers(ctx, n, &sent, sources, token)
 		if err != nil {
@@ -173,11 +183,11 @@ func netJoin(host, port string) string {
 
 func (e *Engine) bundleCopyPath() string { return e.remote("bundle", "installer.run") }
 
-// distributeBundle copies the whole bundle as one file to the first master,
-// verifies every byte there with the copied program, and unpacks from it.
-func (e *Engine) distributeBundle(ctx context.Context, n cluster.Node, sent *atomic.Int64) error {
+// copyBundle copies the whole bundle as one file to the first master and
+// verifies every byte there with the copied program.
+func (e *Engine) copyBundle(ctx context.Context, n cluster.Node, sent *atomic.Int64) error {
 	b := e.opts.Bundle
-	if err := e.stepID(ctx, n, "distribute", "bundle", e.bundleID(), func(ctx context.Context, c *Conn) (string, error) {
+	return e.stepID(ctx, n, "distribute", "bundle", e.bundleID(), func(ctx context.Context, c *Conn) (string, error) {
 		pr, pw := io.Pipe()
 		go func() {
 			_, err := b.WriteSingle(pw)
@@ -198,9 +208,11 @@ func (e *Engine) distributeBundle(ctx context.Context, n cluster.Node, sent *ato
 		}
 		sent.Add(size)
 		return progress.Bytes(size) + " verified", err
-	}); err != nil {
-		return err
-	}
+	})
+}
+
+// unpackBundle builds the first master's rootfs from its bundle copy.
+func (e *Engine) unpackBundle(ctx context.Context, n cluster.Node) error {
 	return e.stepID(ctx, n, "distribute", "rootfs", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
 		out, err := c.Output(ctx, fmt.Sprintf("%s agent unpack --bundle %s --to %s", shellQuote(e.stubPath()), shellQuote(e.bundleCopyPath()), shellQuote(e.rootfsPath())), time.Hour)
 		return strings.TrimSpace(out), err
