@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/sealpack/sealpack/internal/version.Version=$(VERSION)
 GO ?= go
-STUB_SRC := $(shell find bundle rootfs stub internal cluster install registry cmd/stub -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
+STUB_SRC := $(shell find bundle rootfs stub internal cluster install registry tui cmd/stub -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: all assets gen example test test-short fuzz lint bench clean
 
