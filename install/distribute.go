@@ -59,12 +59,13 @@ func (e *Engine) upload(ctx context.Context, c *Conn, phase, step string, r io.R
 }
 
 // distribute puts the installer program and the merged rootfs on every
-// host. The first master receives the whole bundle (its registry serves the
-// images from it) and unpacks from that copy. The other hosts receive the
-// stub, then the rootfs layers from whichever host has them and is free,
-// this machine included: each host that has the layers serves them to the
-// next, so copies double each round and this machine's link carries the
-// layers about once, not once per host. Every blob is verified on arrival.
+// host. The first master receives the whole bundle from this machine (its
+// registry serves the images from it) and unpacks from that copy. The other
+// hosts receive the stub, then the rootfs layers from another host, which
+// forwards them while they arrive: the hosts form chains fed by the first
+// master, so this machine's link carries the bundle once and a chain of
+// hosts takes about as long as one transfer. Every blob is verified on
+// arrival; a host whose upstream fails gets the layers from this machine.
 func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	m0 := e.c.Master0()
 	var sent atomic.Int64
@@ -73,29 +74,32 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	if err != nil {
 		return err
 	}
+	// Hosts free to feed another; a host joins as soon as it starts
+	// receiving, and feeds one host at a time.
 	sources := make(chan source, len(nodes)+1)
-	sources <- source{} // this machine
 	var servers []cluster.Node
 	var serversMu sync.Mutex
 	defer func() {
 		// The blob servers live only as long as the distribution.
+		bg := context.WithoutCancel(ctx)
 		for _, n := range servers {
-			if c, err := e.conn(context.WithoutCancel(ctx), n); err == nil {
-				c.Output(context.WithoutCancel(ctx), "kill $(cat "+shellQuote(e.remote("state", "blobs.pid"))+") 2>/dev/null; rm -f "+shellQuote(e.remote("state", "blobs.pid")), time.Minute)
+			if c, err := e.conn(bg, n); err == nil {
+				c.Output(bg, "kill $(cat "+shellQuote(e.remote("state", "blobs.pid"))+") 2>/dev/null; rm -f "+shellQuote(e.remote("state", "blobs.pid")), time.Minute)
 			}
 		}
 	}()
-	serve := func(ctx context.Context, n cluster.Node, from string) {
-		addr, err := e.startBlobServer(ctx, n, from, token)
+	serve := func(ctx context.Context, n cluster.Node, what string) (source, bool) {
+		addr, err := e.startBlobServer(ctx, n, what, token)
 		if err != nil {
 			e.emit(Event{Kind: Info, Host: n.IP, Phase: "distribute", Message: "cannot serve layers to other hosts: " + err.Error()})
-			return
+			return source{}, false
 		}
 		serversMu.Lock()
 		servers = append(servers, n)
 		serversMu.Unlock()
-		sources <- source{host: n, addr: addr}
+		return source{host: n, addr: addr, bundle: n.IP == m0.IP}, true
 	}
+	shared := len(nodes) > 1
 
 	err = forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
 		if err := e.stepID(ctx, n, "distribute", "stub", e.opts.Bundle.Index.Stub.Digest, func(ctx context.Context, c *Conn) (string, error) {
@@ -103,33 +107,30 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 			sent.Add(b.Trailer.StubSize)
 			return progress.Bytes(b.Trailer.StubSize), e.upload(ctx, c, "distribute", "stub", b.StubReader(), b.Trailer.StubSize, b.Index.Stub.Digest, e.stubPath(), "755")
 		}); err != nil {
+			if n.IP == m0.IP && shared {
+				sources <- source{} // the first master cannot feed anyone: this machine does
+			}
 			return err
 		}
 		if n.IP == m0.IP {
-			// This machine's link carries the bundle to the first master
-			// first; the master serves layers as soon as it holds them.
-			var src source
-			select {
-			case src = <-sources:
-			case <-ctx.Done():
-				return ctx.Err()
+			self, ok := source{}, false
+			if shared {
+				self, ok = serve(ctx, n, "--file "+shellQuote(e.bundleCopyPath()))
+			}
+			if ok {
+				sources <- self
 			}
 			err := e.copyBundle(ctx, n, &sent)
-			sources <- src
+			if !ok && shared {
+				sources <- source{} // no server there: feed from this machine
+			}
 			if err != nil {
 				return err
 			}
-			if len(nodes) > 1 {
-				serve(ctx, n, "--bundle "+shellQuote(e.bundleCopyPath()))
-			}
 			return e.unpackBundle(ctx, n)
 		}
-		served, err := e.distributeLayers(ctx, n, &sent, sources, token)
-		if err != nil {
+		if err := e.distributeLayers(ctx, n, &sent, sources, token, serve); err != nil {
 			return err
-		}
-		if served {
-			serve(ctx, n, "--dir "+shellQuote(e.blobDir()))
 		}
 		return e.unpackLayers(ctx, n)
 	})
@@ -140,8 +141,9 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 // source is where a host gets its layers: this machine (host zero) or
 // another host's blob server.
 type source struct {
-	host cluster.Node
-	addr string
+	host   cluster.Node
+	addr   string
+	bundle bool // serves ranges of its bundle copy, not blobs by digest
 }
 
 func randomToken() (string, error) {
@@ -219,13 +221,12 @@ func (e *Engine) unpackBundle(ctx context.Context, n cluster.Node) error {
 	})
 }
 
-// distributeLayers gets the layer blobs a host lacks from the first free
-// source, each verified on arrival. It reports whether the host now holds
-// every layer in its blob directory (and so can serve them).
-func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64, sources chan source, token string) (bool, error) {
+// distributeLayers gets the layer blobs a host lacks from a free source,
+// each verified on arrival. Before receiving, the host starts its own blob
+// server and offers itself as a source, forwarding what arrives.
+func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64, sources chan source, token string, serve func(context.Context, cluster.Node, string) (source, bool)) error {
 	b := e.opts.Bundle
-	fetched := false
-	err := e.stepID(ctx, n, "distribute", "layers", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
+	return e.stepID(ctx, n, "distribute", "layers", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
 		have, err := c.Output(ctx, "ls "+shellQuote(e.blobDir()+"/sha256")+" 2>/dev/null || true", time.Minute)
 		if err != nil {
 			return "", err
@@ -242,54 +243,69 @@ func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *ato
 			}
 		}
 		if len(need) == 0 {
-			fetched = true
 			return "all layers present", nil
 		}
 		var src source
 		select {
-		case src = <-sources:
+		case s, ok := <-sources:
+			if ok {
+				src = s
+				defer func() { sources <- src }()
+			}
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		defer func() { sources <- src }()
+		if self, ok := serve(ctx, n, "--dir "+shellQuote(e.blobDir())); ok {
+			sources <- self
+		}
 		var bytes int64
 		for _, l := range need {
 			sr, bl, err := b.Blob(l.Digest)
 			if err != nil {
 				return "", err
 			}
-			if err := e.sendLayer(ctx, c, src, l, sr, bl.Size, token); err != nil {
-				return "", err
+			if err := e.sendLayer(ctx, c, src, l, bl, sr, token); err != nil {
+				if src.addr == "" || ctx.Err() != nil {
+					return "", err
+				}
+				e.emit(Event{Kind: Info, Host: n.IP, Phase: "distribute", Message: fmt.Sprintf("layers from %s failed (%v): sending from this machine", src.host.IP, err)})
+				if err := e.sendLayer(ctx, c, source{}, l, bl, sr, token); err != nil {
+					return "", err
+				}
+				sent.Add(bl.Size)
+				continue
+			}
+			if src.addr == "" {
+				sent.Add(bl.Size)
 			}
 			bytes += bl.Size
 		}
-		fetched = true
-		if src.addr == "" {
-			sent.Add(bytes)
-			return fmt.Sprintf("%d layers, %s from this machine", len(need), progress.Bytes(bytes)), nil
+		from := "this machine"
+		if src.addr != "" {
+			from = src.host.IP
 		}
-		return fmt.Sprintf("%d layers, %s from %s", len(need), progress.Bytes(bytes), src.host.IP), nil
+		return fmt.Sprintf("%d layers, %s from %s", len(need), progress.Bytes(bytes), from), nil
 	})
-	if err == nil && !fetched {
-		fetched = true // done by an earlier run: the blobs are there
-	}
-	return fetched, err
 }
 
 // sendLayer moves one layer blob to the host: streamed from this machine
 // over SSH, or fetched by the host from another host's blob server.
-func (e *Engine) sendLayer(ctx context.Context, c *Conn, src source, l bundle.Layer, sr io.Reader, size int64, token string) error {
+func (e *Engine) sendLayer(ctx context.Context, c *Conn, src source, l bundle.Layer, bl bundle.Blob, sr *io.SectionReader, token string) error {
 	var errOut strings.Builder
 	var err error
 	if src.addr == "" {
 		cmd := fmt.Sprintf("%s agent receive-blob --digest %s --dir %s", shellQuote(e.stubPath()), l.Digest, shellQuote(e.blobDir()))
-		pr := &progressReader{r: sr, total: size, emit: func(done, total int64) {
+		pr := &progressReader{r: io.NewSectionReader(sr, 0, bl.Size), total: bl.Size, emit: func(done, total int64) {
 			e.emit(Event{Kind: Progress, Host: c.Node.IP, Phase: "distribute", Step: "layers", Bytes: done, Total: total})
 		}}
 		err = c.Exec(ctx, cmd, pr, io.Discard, &errOut, uploadTimeout)
 	} else {
-		cmd := fmt.Sprintf("read -r SEALPACK_BLOB_TOKEN; export SEALPACK_BLOB_TOKEN; exec %s agent fetch-blob --from %s --digest %s --dir %s",
-			shellQuote(e.stubPath()), shellQuote(src.addr), l.Digest, shellQuote(e.blobDir()))
+		where := fmt.Sprintf("--size %d", bl.Size)
+		if src.bundle {
+			where += fmt.Sprintf(" --offset %d", bl.Offset)
+		}
+		cmd := fmt.Sprintf("read -r SEALPACK_BLOB_TOKEN; export SEALPACK_BLOB_TOKEN; exec %s agent fetch-blob --from %s --digest %s %s --dir %s",
+			shellQuote(e.stubPath()), shellQuote(src.addr), l.Digest, where, shellQuote(e.blobDir()))
 		err = c.Exec(ctx, cmd, strings.NewReader(token+"\n"), io.Discard, &errOut, uploadTimeout)
 	}
 	if ce, ok := err.(*CommandError); ok {

@@ -12,10 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sealpack/sealpack/bundle"
 )
 
 // Hosts pass rootfs layers to each other during an install, so the
@@ -28,10 +27,10 @@ import (
 const blobTokenEnv = "SEALPACK_BLOB_TOKEN"
 
 func agentServeBlobs(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "agent serve-blobs", "--addr IP:PORT (--dir DIR | --bundle FILE)", "Serve verified blobs to other hosts of the install.")
+	fs := flags(env, "agent serve-blobs", "--addr IP:PORT (--dir DIR | --file FILE)", "Serve blobs to other hosts of the install, also while they arrive.")
 	addr := fs.String("addr", "", "listen address; port 0 picks one")
-	dir := fs.String("dir", "", "blob directory")
-	bundlePath := fs.String("bundle", "", "serve the blobs of this bundle file")
+	dir := fs.String("dir", "", "blob directory: serve /blobs/DIGEST?size=N")
+	file := fs.String("file", "", "a bundle file: serve /range/OFFSET/LENGTH of it")
 	addrFile := fs.String("addr-file", "", "write the address listened on to this file")
 	idle := fs.Duration("idle-timeout", 30*time.Minute, "exit after this long without a request")
 	if err := parse(fs, args, 0); err != nil {
@@ -40,24 +39,6 @@ func agentServeBlobs(ctx context.Context, env *Env, args []string) error {
 	token := os.Getenv(blobTokenEnv)
 	if token == "" {
 		return errors.New("serve-blobs: " + blobTokenEnv + " is not set")
-	}
-	open := func(digest string) (io.ReadSeeker, error) {
-		p, err := blobPath(*dir, digest)
-		if err != nil {
-			return nil, err
-		}
-		return os.Open(p)
-	}
-	if *bundlePath != "" {
-		b, err := bundle.Open(*bundlePath)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		open = func(digest string) (io.ReadSeeker, error) {
-			sr, _, err := b.Blob(digest)
-			return sr, err
-		}
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -81,16 +62,21 @@ func agentServeBlobs(ctx context.Context, env *Env, args []string) error {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		digest := strings.TrimPrefix(r.URL.Path, "/blobs/")
-		f, err := open(digest)
+		final, off, n, err := blobRequest(r, *dir, *file)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		src, err := openFollow(r.Context(), final, off, n)
 		if err != nil {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
-		if c, ok := f.(io.Closer); ok {
-			defer c.Close()
-		}
-		http.ServeContent(w, r, "", time.Time{}, f)
+		defer src.Close()
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		// A failure mid-stream drops the connection: the fetcher sees a
+		// short body and its digest check fails; it never stores bad bytes.
+		io.Copy(w, src)
 	})}
 	go func() {
 		t := time.NewTimer(*idle)
@@ -113,15 +99,118 @@ func agentServeBlobs(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
+// blobRequest reads which file and byte range a request asks for.
+func blobRequest(r *http.Request, dir, file string) (final string, off, n int64, err error) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	switch {
+	case dir != "" && len(parts) == 2 && parts[0] == "blobs":
+		final, err = blobPath(dir, parts[1])
+		if err == nil {
+			n, err = strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
+		}
+		return final, 0, n, err
+	case file != "" && len(parts) == 3 && parts[0] == "range":
+		off, err = strconv.ParseInt(parts[1], 10, 64)
+		if err == nil {
+			n, err = strconv.ParseInt(parts[2], 10, 64)
+		}
+		return file, off, n, err
+	}
+	return "", 0, 0, errors.New("bad request")
+}
+
+// partialSuffix marks a file still arriving; it is renamed to its final
+// name once its digest matched.
+const partialSuffix = ".partial"
+
+// followReader yields bytes [off, off+n) of a file that may still be
+// arriving (FINAL.partial), waiting for it to grow: a host forwards a layer
+// to the next while it receives it, so a chain of hosts takes about as long
+// as one transfer. It stops when the arrival stalls or is abandoned.
+type followReader struct {
+	ctx        context.Context
+	f          *os.File
+	final      string
+	off, left  int64
+	lastGrowth time.Time
+}
+
+// openFollow opens FINAL, or FINAL.partial while it arrives.
+func openFollow(ctx context.Context, final string, off, n int64) (*followReader, error) {
+	// The next host may ask before this one has started on the blob: wait.
+	start := time.Now()
+	for {
+		f, err := os.Open(final)
+		if errors.Is(err, os.ErrNotExist) {
+			f, err = os.Open(final + partialSuffix)
+		}
+		if err == nil {
+			return &followReader{ctx: ctx, f: f, final: final, off: off, left: n, lastGrowth: time.Now()}, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || time.Since(start) > stallTimeout {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stallTimeout is how long a file may stop growing before its reader gives up.
+const stallTimeout = time.Minute
+
+func (r *followReader) Read(p []byte) (int, error) {
+	for {
+		if r.left <= 0 {
+			return 0, io.EOF
+		}
+		n, err := r.f.ReadAt(p[:min(int64(len(p)), r.left)], r.off)
+		if n > 0 {
+			r.off += int64(n)
+			r.left -= int64(n)
+			r.lastGrowth = time.Now()
+			return n, nil
+		}
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		// At the current end: wait for more, unless the arrival was abandoned
+		// (neither the partial nor the final file is there) or stalled.
+		if _, err := os.Stat(r.final); err != nil {
+			if _, err := os.Stat(r.final + partialSuffix); err != nil {
+				return 0, errors.New("the upstream transfer was abandoned")
+			}
+		}
+		if time.Since(r.lastGrowth) > stallTimeout {
+			return 0, errors.New("the upstream transfer stalled")
+		}
+		select {
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (r *followReader) Close() error { return r.f.Close() }
+
 func agentFetchBlob(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "agent fetch-blob", "--from IP:PORT --digest D --dir DIR", "Fetch a blob from another host and store it if it matches D.")
+	fs := flags(env, "agent fetch-blob", "--from IP:PORT --digest D --size N [--offset OFF] --dir DIR", "Fetch a blob from another host and store it if it matches D.")
 	from := fs.String("from", "", "address of a host running serve-blobs")
 	digest := fs.String("digest", "", "expected digest")
+	size := fs.Int64("size", 0, "the blob's size")
+	offset := fs.Int64("offset", -1, "fetch the blob from this offset of the host's bundle file instead of its blob directory")
 	dir := fs.String("dir", "", "blob directory")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*from+"/blobs/"+*digest, nil)
+	url := fmt.Sprintf("http://%s/blobs/%s?size=%d", *from, *digest, *size)
+	if *offset >= 0 {
+		url = fmt.Sprintf("http://%s/range/%d/%d", *from, *offset, *size)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -138,7 +227,8 @@ func agentFetchBlob(ctx context.Context, env *Env, args []string) error {
 }
 
 // storeBlob writes r as blob digest under dir, only if it hashes to digest:
-// a blob file that exists is a verified blob.
+// a blob file that exists is a verified blob. While it arrives it is
+// DIGEST.partial, which serve-blobs forwards to other hosts as it grows.
 func storeBlob(ctx context.Context, r io.Reader, dir, digest string) error {
 	dst, err := blobPath(dir, digest)
 	if err != nil {
@@ -147,17 +237,23 @@ func storeBlob(ctx context.Context, r io.Reader, dir, digest string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".receive-*")
+	tmp := dst + partialSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
 	if err == nil {
-		err = tmp.Sync()
+		err = f.Sync()
 	}
-	if cerr := tmp.Close(); err == nil {
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -166,5 +262,9 @@ func storeBlob(ctx context.Context, r io.Reader, dir, digest string) error {
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return fmt.Errorf("receive %s: got %d bytes hashing to %s: transfer corrupted", digest, n, got)
 	}
-	return os.Rename(tmp.Name(), dst)
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	ok = true
+	return nil
 }
