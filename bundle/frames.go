@@ -48,7 +48,10 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 	workers := runtime.GOMAXPROCS(0)
 	encoders := make(chan *zstd.Encoder, workers)
 	for range workers {
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true),
+			// A frame never looks further back than its own start: a window of one
+			// frame is all it can use, and a smaller encoder keeps gen's RSS down.
+			zstd.WithWindowSize(FrameSize), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, "", 0, fmt.Errorf("create zstd encoder: %w", err)
 		}
