@@ -3,17 +3,21 @@ SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/sealpack/sealpack/internal/version.Version=$(VERSION)
 GO ?= go
-STUB_SRC := $(shell find bundle rootfs stub internal cluster install registry tui cmd/stub -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
+STUB_SRC := $(shell find agent bundle rootfs stub internal cluster install registry tui cmd/stub -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: all assets gen example test test-short fuzz lint bench clean
 
 all: gen
 
-assets: assets/stubs/stub-linux-amd64 assets/stubs/stub-linux-arm64
+assets: assets/stubs/stub-linux-amd64 assets/stubs/stub-linux-arm64 assets/stubs/agent-linux-amd64 assets/stubs/agent-linux-arm64
 
 # The stub is static (no cgo) so it runs on any Linux of its architecture.
 assets/stubs/stub-linux-%: $(STUB_SRC)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/stub
+
+# The host agent: what nodes get instead of the whole stub (a few MB).
+assets/stubs/agent-linux-%: $(STUB_SRC) $(shell find agent -name '*.go' -not -name '*_test.go')
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/agent
 
 gen: assets
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gen ./cmd/gen

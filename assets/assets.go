@@ -23,6 +23,16 @@ func Stub(arch string) ([]byte, error) {
 	return b, nil
 }
 
+// Agent returns the small host program for a Linux architecture, or nil
+// when this gen was built without it (nodes then get the whole stub).
+func Agent(arch string) []byte {
+	b, err := fs.ReadFile(stubs, "stubs/agent-linux-"+arch)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // Arches lists the architectures whose stubs are embedded.
 func Arches() []string {
 	var out []string

@@ -11,6 +11,7 @@ import (
 // which keeps the media types it was pulled with.
 const (
 	MediaTypeRootfsLayer = "application/vnd.sealpack.rootfs.layer.v1.tar+zstd"
+	MediaTypeAgent       = "application/vnd.sealpack.agent.v1"
 )
 
 // Index describes everything in a bundle. It is JSON, written after the blobs,
@@ -30,6 +31,9 @@ type Index struct {
 	Layers []Layer  `json:"layers"`
 	Config Config   `json:"config"`
 	Images []Image  `json:"images"`
+	// Agent is the digest of the small host program (cmd/agent) the install
+	// engine gives nodes instead of the whole stub; empty when not carried.
+	Agent string `json:"agent,omitempty"`
 }
 
 // Platform is the target of the bundle's stub and content.
@@ -171,6 +175,9 @@ func (idx *Index) validate(t *Trailer) error {
 		if b := idx.blob(l.Digest); c != b.Size || u != l.Size {
 			return fmt.Errorf("%w: layer %d frames add up to %d/%d bytes, want %d/%d", ErrCorrupt, i+1, c, u, b.Size, l.Size)
 		}
+	}
+	if idx.Agent != "" && !seen[idx.Agent] {
+		return fmt.Errorf("%w: agent refers to missing blob %s", ErrCorrupt, idx.Agent)
 	}
 	for _, im := range idx.Images {
 		if !seen[im.Digest] {

@@ -162,6 +162,16 @@ func (w *Writer) record(start int64, b Blob) error {
 	return nil
 }
 
+// AddAgent stores the host agent program for the bundle's platform.
+func (w *Writer) AddAgent(ctx context.Context, r io.Reader) error {
+	b, err := w.AddBlob(ctx, r, "", MediaTypeAgent)
+	if err != nil {
+		return fmt.Errorf("store the host agent: %w", err)
+	}
+	w.index.Agent = b.Digest
+	return nil
+}
+
 // SetConfig sets the cluster image metadata recorded in the index.
 func (w *Writer) SetConfig(c Config) { w.index.Config = c }
 

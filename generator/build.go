@@ -3,6 +3,7 @@
 package generator
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -34,6 +35,9 @@ type Options struct {
 	Arch      string // amd64 or arm64
 	BuildArgs map[string]string
 	Stub      []byte // the installer program for Arch
+	// Agent is the small program nodes get instead of Stub (cmd/agent);
+	// without it nodes get the whole stub.
+	Agent     []byte
 	SplitSize int64
 	SignKey   ed25519.PrivateKey
 	CreatedBy string
@@ -141,6 +145,12 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(opts.Agent) > 0 {
+		if err := w.AddAgent(ctx, bytes.NewReader(opts.Agent)); err != nil {
+			w.Abort()
+			return nil, err
+		}
 	}
 	if err := buildInto(ctx, opts, res, bases, w); err != nil {
 		w.Abort()

@@ -102,10 +102,13 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	shared := len(nodes) > 1
 
 	err = forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
-		if err := e.stepID(ctx, n, "distribute", "stub", e.opts.Bundle.Index.Stub.Digest, func(ctx context.Context, c *Conn) (string, error) {
-			b := e.opts.Bundle
-			sent.Add(b.Trailer.StubSize)
-			return progress.Bytes(b.Trailer.StubSize), e.upload(ctx, c, "distribute", "stub", b.StubReader(), b.Trailer.StubSize, b.Index.Stub.Digest, e.stubPath(), "755")
+		prog, size, digest, err := e.programFor(n)
+		if err != nil {
+			return err
+		}
+		if err := e.stepID(ctx, n, "distribute", "stub", digest, func(ctx context.Context, c *Conn) (string, error) {
+			sent.Add(size)
+			return progress.Bytes(size), e.upload(ctx, c, "distribute", "stub", prog, size, digest, e.stubPath(), "755")
 		}); err != nil {
 			if n.IP == m0.IP && shared {
 				sources <- source{} // the first master cannot feed anyone: this machine does
@@ -136,6 +139,21 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	})
 	e.emit(Event{Kind: Info, Phase: "distribute", Message: fmt.Sprintf("sent %s from this machine in %v", progress.Bytes(sent.Load()), time.Since(start).Round(time.Millisecond))})
 	return err
+}
+
+// programFor is what runs on a host: the first master gets the whole stub
+// (it runs the registry and verifies the bundle); other hosts get the small
+// agent when the bundle carries one.
+func (e *Engine) programFor(n cluster.Node) (io.Reader, int64, string, error) {
+	b := e.opts.Bundle
+	if n.IP == e.c.Master0().IP || b.Index.Agent == "" {
+		return b.StubReader(), b.Trailer.StubSize, b.Index.Stub.Digest, nil
+	}
+	sr, bl, err := b.Blob(b.Index.Agent)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	return sr, bl.Size, bl.Digest, nil
 }
 
 // source is where a host gets its layers: this machine (host zero) or

@@ -3,12 +3,14 @@ package stub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
 
+	"github.com/sealpack/sealpack/agent"
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/internal/progress"
 	"github.com/sealpack/sealpack/rootfs"
@@ -70,6 +72,9 @@ func runInspect(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(w, "Size:\t%s in %d file(s)\n", progress.Bytes(t.LogicalSize+bundle.TrailerSize), t.Parts())
 	fmt.Fprintf(w, "Stub:\t%s %s\n", idx.Stub.Digest, progress.Bytes(idx.Stub.Size))
+	if _, bl, err := b.Blob(idx.Agent); err == nil {
+		fmt.Fprintf(w, "Host agent:\t%s %s\n", bl.Digest, progress.Bytes(bl.Size))
+	}
 	if t.Signed() {
 		fmt.Fprintf(w, "Signature:\tsigned by key %s (check with: verify --public-key FILE)\n", out.KeyID)
 	} else {
@@ -186,10 +191,21 @@ func runExtract(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer b.Close()
-	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error { return applyBundleLayers(ctx, b, root) })
+	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error { return agent.ApplyBundleLayers(ctx, b, root) })
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "extracted %d layers to %s\n", len(b.Index.Layers), *to)
 	return nil
 }
+
+// runAgent runs the commands the install engine starts on hosts (see package agent).
+func runAgent(ctx context.Context, env *Env, args []string) error {
+	if code := agent.Main(ctx, &agent.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr}, args); code != 0 {
+		return errAgentFailed
+	}
+	return nil
+}
+
+// errAgentFailed: the agent has printed its own error.
+var errAgentFailed = errors.New("failed")

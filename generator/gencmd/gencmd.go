@@ -99,6 +99,7 @@ Other commands:
 	signKey := fs.String("sign-key", "", "sign the bundle with this ed25519 private key (PEM, from gen keygen)")
 	split := fs.String("split", "", "split into files smaller than SIZE (e.g. 4G for FAT32): OUT, OUT.part2, ...")
 	stubPath := fs.String("stub", "", "use this installer stub instead of the embedded one (for development)")
+	agentPath := fs.String("agent", "", "use this host agent instead of the embedded one (for development)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
@@ -125,9 +126,15 @@ Other commands:
 		opts.Stub, err = os.ReadFile(*stubPath)
 	} else {
 		opts.Stub, err = assets.Stub(*arch)
+		opts.Agent = assets.Agent(*arch)
 	}
 	if err != nil {
 		return err
+	}
+	if *agentPath != "" {
+		if opts.Agent, err = os.ReadFile(*agentPath); err != nil {
+			return err
+		}
 	}
 	if epoch := io.Getenv("SOURCE_DATE_EPOCH"); epoch != "" {
 		sec, err := strconv.ParseInt(epoch, 10, 64)

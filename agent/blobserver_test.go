@@ -1,4 +1,4 @@
-package stub
+package agent
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ func startBlobServer(t *testing.T, args ...string) string {
 	done := make(chan int, 1)
 	go func() {
 		env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard}
-		done <- Main(ctx, env, append([]string{"agent", "serve-blobs", "--addr", "127.0.0.1:0", "--addr-file", addrFile}, args...))
+		done <- Main(ctx, env, append([]string{"serve-blobs", "--addr", "127.0.0.1:0", "--addr-file", addrFile}, args...))
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	for i := 0; i < 100; i++ {
@@ -40,7 +40,7 @@ func startBlobServer(t *testing.T, args ...string) string {
 func fetch(t *testing.T, from, digest string, size int64, dir string, extra ...string) (int, string) {
 	var errOut bytes.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut}
-	args := append([]string{"agent", "fetch-blob", "--from", from, "--digest", digest, "--size", itoa(size), "--dir", dir}, extra...)
+	args := append([]string{"fetch-blob", "--from", from, "--digest", digest, "--size", itoa(size), "--dir", dir}, extra...)
 	return Main(context.Background(), env, args), errOut.String()
 }
 

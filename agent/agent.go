@@ -1,4 +1,9 @@
-package stub
+// Package agent is what the install engine runs on cluster hosts, from the
+// copy of the program it placed there: receive, fetch and serve verified
+// blobs, and unpack the rootfs. It is kept apart from the installer's other
+// commands so that nodes can be given a small program: the agent binary
+// (cmd/agent) carries only this package.
+package agent
 
 import (
 	"context"
@@ -12,20 +17,54 @@ import (
 	"regexp"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/spf13/pflag"
 
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/rootfs"
 )
 
-// The agent commands run on cluster hosts, started over SSH by the install
-// engine from the copy of this program it placed there. They are not meant
-// for people, so they stay out of the usage text.
-
 var digestRE = regexp.MustCompile(`^sha256:([a-f0-9]{64})$`)
 
-func runAgent(ctx context.Context, env *Env, args []string) error {
+// Env is what an agent command sees of the world.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Main runs an agent command (args start after "agent") and returns the exit status.
+func Main(ctx context.Context, env *Env, args []string) int {
+	if err := run(ctx, env, args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(env.Stderr, "agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func flags(env *Env, name, args, summary string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: %s %s\n\n%s\n\nFlags:\n%s", name, args, summary, fs.FlagUsages())
+	}
+	return fs
+}
+
+func parse(fs *pflag.FlagSet, args []string, maxArgs int) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > maxArgs {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args()[maxArgs:])
+	}
+	return nil
+}
+
+func run(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
-		return usageError{errors.New("agent: expected receive-blob or unpack")}
+		return errors.New("expected receive-blob, fetch-blob, serve-blobs or unpack")
 	}
 	switch args[0] {
 	case "receive-blob":
@@ -37,7 +76,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	case "fetch-blob":
 		return agentFetchBlob(ctx, env, args[1:])
 	}
-	return usageError{fmt.Errorf("agent: unknown command %q", args[0])}
+	return fmt.Errorf("unknown command %q", args[0])
 }
 
 // blobPath is where a host keeps a blob: DIR/sha256/<hex>.
@@ -73,7 +112,7 @@ func agentUnpack(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if *to == "" || (*bundlePath == "") == (*blobs == "") {
-		return usageError{errors.New("need --to and exactly one of --bundle or --blobs")}
+		return errors.New("need --to and exactly one of --bundle or --blobs")
 	}
 	if *bundlePath != "" {
 		b, err := bundle.Open(*bundlePath)
@@ -81,7 +120,7 @@ func agentUnpack(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		defer b.Close()
-		return rootfs.ReplaceAtomic(*to, func(root *os.Root) error { return applyBundleLayers(ctx, b, root) })
+		return rootfs.ReplaceAtomic(*to, func(root *os.Root) error { return ApplyBundleLayers(ctx, b, root) })
 	}
 	return rootfs.ReplaceAtomic(*to, func(root *os.Root) error {
 		for i, d := range *layers {
@@ -93,7 +132,8 @@ func agentUnpack(ctx context.Context, env *Env, args []string) error {
 	})
 }
 
-func applyBundleLayers(ctx context.Context, b *bundle.Bundle, root *os.Root) error {
+// ApplyBundleLayers applies every layer of the bundle, in order, to root.
+func ApplyBundleLayers(ctx context.Context, b *bundle.Bundle, root *os.Root) error {
 	for i, l := range b.Index.Layers {
 		r, err := b.OpenLayer(ctx, l)
 		if err != nil {
