@@ -3,6 +3,7 @@
 package generator
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -136,7 +138,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if !opts.ModTime.IsZero() && opts.ModTime.Unix() != 0 {
 		created = opts.ModTime.UTC().Format(time.RFC3339)
 	}
-	w, err := bundle.Create(opts.Output, strings.NewReader(string(opts.Stub)), bundle.WriterOptions{
+	w, err := bundle.Create(opts.Output, bytes.NewReader(opts.Stub), bundle.WriterOptions{
 		Platform:  bundle.Platform{OS: "linux", Architecture: opts.Arch},
 		CreatedBy: opts.CreatedBy,
 		Created:   created,
@@ -294,6 +296,11 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases 
 
 // runAll merges the bases, then runs the Kubefile's steps.
 func (b *builder) runAll(ctx context.Context, res *kubefile.Resolved, bases []*base) error {
+	for _, st := range res.Steps {
+		if st.Instruction.Kind == kubefile.KindRun {
+			b.runsLeft++
+		}
+	}
 	conflicts, err := b.addBases(ctx, bases)
 	if err != nil {
 		return err
@@ -358,6 +365,10 @@ type builder struct {
 	appTypes map[string]string
 	work     string
 	root     *os.Root
+	// runsLeft counts the RUN steps still ahead. With none left, layers
+	// are applied to the working rootfs only where discovery looks: a
+	// large rootfs is not written to disk a second time for nothing.
+	runsLeft int
 }
 
 func newBuilder(opts Options, w *bundle.Writer) (*builder, error) {
@@ -395,6 +406,9 @@ func removeAll(dir string) {
 func (b *builder) run(ctx context.Context, res *kubefile.Resolved) error {
 	for _, st := range res.Steps {
 		in := st.Instruction
+		if in.Kind == kubefile.KindRun {
+			b.runsLeft--
+		}
 		var (
 			layer *rootfs.Layer
 			err   error
@@ -451,13 +465,19 @@ func (b *builder) storeLayer(ctx context.Context, l *rootfs.Layer, createdBy str
 // addTar stores one uncompressed layer tar in the bundle and applies it to
 // the working rootfs in the same pass.
 func (b *builder) addTar(ctx context.Context, r io.Reader, createdBy string) error {
+	apply := func(r io.Reader) error {
+		if b.runsLeft > 0 {
+			return rootfs.Apply(ctx, b.root, createdBy, r)
+		}
+		return applyDiscoverable(ctx, b.root, createdBy, r)
+	}
 	if b.w == nil {
-		return rootfs.Apply(ctx, b.root, createdBy, r)
+		return apply(r)
 	}
 	ar, aw := io.Pipe()
 	applied := make(chan error, 1)
 	go func() {
-		err := rootfs.Apply(ctx, b.root, createdBy, ar)
+		err := apply(ar)
 		if err == nil {
 			_, err = io.Copy(io.Discard, ar) // tar padding after the last entry
 		}
@@ -595,4 +615,43 @@ func (b *builder) modTime() time.Time {
 		return time.Unix(0, 0)
 	}
 	return b.opts.ModTime
+}
+
+// applyDiscoverable applies only the entries of a layer under the paths
+// image discovery reads (images.SearchRoots), whiteouts included.
+func applyDiscoverable(ctx context.Context, root *os.Root, createdBy string, r io.Reader) error {
+	pr, pw := io.Pipe()
+	go func() {
+		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
+		err := func() error {
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					return tw.Close()
+				}
+				if err != nil {
+					return err
+				}
+				if !discoverable(h.Name) {
+					continue
+				}
+				if err := tw.WriteHeader(h); err != nil {
+					return err
+				}
+				if _, err := io.Copy(tw, tr); err != nil {
+					return err
+				}
+			}
+		}()
+		pw.CloseWithError(err)
+	}()
+	err := rootfs.Apply(ctx, root, createdBy, pr)
+	pr.CloseWithError(errors.New("layer abandoned"))
+	return err
+}
+
+func discoverable(name string) bool {
+	top, _, _ := strings.Cut(strings.TrimPrefix(path.Clean("/"+name), "/"), "/")
+	top = strings.TrimPrefix(top, ".wh.")
+	return top == ".wh..opq" || slices.Contains(images.SearchRoots(), top)
 }

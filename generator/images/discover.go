@@ -64,9 +64,10 @@ type DiscoverOptions struct {
 	Render RenderFunc
 }
 
-// Where images are looked for in a cluster image's rootfs, as Sealer lays
-// them out: manifests, apps, charts, and imageList files.
-var searchRoots = []string{"manifests", "application", "charts", "imageList"}
+// SearchRoots are the top-level paths of a cluster image's rootfs where
+// images are looked for, as Sealer lays them out: manifests, apps, charts,
+// and imageList files. Nothing else of the rootfs matters to discovery.
+func SearchRoots() []string { return []string{"manifests", "application", "charts", "imageList"} }
 
 // Discover lists every container image the rootfs refers to, sorted by name.
 // An invalid reference where an image must be is an error naming its place.
@@ -79,7 +80,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 		}
 		d.add(r, Source{File: "--image"})
 	}
-	for _, top := range searchRoots {
+	for _, top := range SearchRoots() {
 		if err := d.walk(ctx, top); err != nil {
 			return nil, err
 		}
