@@ -16,15 +16,16 @@ import (
 	"github.com/sealpack/sealpack/rootfs"
 )
 
-// bundleFlag adds --bundle, which points a command at a bundle file other
-// than the running program (the engine verifies the copy it placed on a host).
-func bundleFlag(fs *pflag.FlagSet) *string {
-	return fs.String("bundle", "", "use this bundle file instead of the running installer")
-}
-
-func (env *Env) open(path string) (*bundle.Bundle, error) {
-	if path != "" {
-		return bundle.Open(path)
+// parseAndOpen adds --bundle to a command's flags (it points the command at
+// a bundle file other than the running program: the engine verifies the
+// copy it placed on a host), parses them and opens the bundle.
+func (env *Env) parseAndOpen(fs *pflag.FlagSet, args []string) (*bundle.Bundle, error) {
+	from := fs.String("bundle", "", "use this bundle file instead of the running installer")
+	if err := parse(fs, args, 0); err != nil {
+		return nil, err
+	}
+	if *from != "" {
+		return bundle.Open(*from)
 	}
 	return env.Open()
 }
@@ -43,11 +44,7 @@ type inspectOutput struct {
 func runInspect(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "inspect", "[--json]", "Show what the bundle contains. Reads only the trailer and the index.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	from := bundleFlag(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	b, err := env.open(*from)
+	b, err := env.parseAndOpen(fs, args)
 	if err != nil {
 		return err
 	}
@@ -116,11 +113,7 @@ func runInspect(ctx context.Context, env *Env, args []string) error {
 
 func runImages(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "images", "", "List the container images the bundle's registry serves.")
-	from := bundleFlag(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	b, err := env.open(*from)
+	b, err := env.parseAndOpen(fs, args)
 	if err != nil {
 		return err
 	}
@@ -137,11 +130,7 @@ func runVerify(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "verify", "[--public-key FILE]", "Check every byte of the bundle against its SHA-256, in one read of the file.")
 	pubPath := fs.String("public-key", "", "also check the bundle's signature with this ed25519 public key (PEM)")
 	quiet := fs.BoolP("quiet", "q", false, "print nothing when the bundle is good")
-	from := bundleFlag(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	b, err := env.open(*from)
+	b, err := env.parseAndOpen(fs, args)
 	if err != nil {
 		return err
 	}
@@ -179,16 +168,13 @@ func runVerify(ctx context.Context, env *Env, args []string) error {
 func runExtract(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "extract", "--to DIR", "Unpack the merged rootfs (every layer in order, whiteouts applied) into DIR, atomically:\nDIR appears complete or not at all.")
 	to := fs.String("to", "", "directory to create (must not exist, or be empty)")
-	from := bundleFlag(fs)
-	if err := parse(fs, args, 0); err != nil {
+	b, err := env.parseAndOpen(fs, args)
+	if err != nil {
 		return err
 	}
 	if *to == "" {
+		b.Close()
 		return usageError{fmt.Errorf("--to DIR is required")}
-	}
-	b, err := env.open(*from)
-	if err != nil {
-		return err
 	}
 	defer b.Close()
 	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error { return agent.ApplyBundleLayers(ctx, b, root) })

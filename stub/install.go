@@ -67,7 +67,7 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 			return err
 		}
 	}
-	b, err := env.open("")
+	b, err := env.Open()
 	if err != nil {
 		return err
 	}
