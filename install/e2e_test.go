@@ -171,6 +171,9 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, out)
 	}
+	if want := "kubeconfig: /etc/sealpack-test/kubeconfig on " + r.ip(0); !strings.Contains(out, want) {
+		t.Errorf("install output lacks %q:\n%s", want, out)
+	}
 	m0 := r.exec(0, "cat /etc/sealpack-test/log")
 	for _, want := range []string{
 		fmt.Sprintf("init-host role=master ip=%s master0=%s image=from-image host=host-one cluster=cluster-wide", r.ip(0), r.ip(0)),

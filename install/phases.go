@@ -343,3 +343,16 @@ func (t *tailBuffer) String() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// LabelKubeconfig is the cluster image label that says where its scripts
+// leave the admin kubeconfig on the first master, so the installer can tell
+// the user (e.g. /etc/kubernetes/admin.conf).
+const LabelKubeconfig = "io.sealpack.kubeconfig"
+
+// KubeconfigHint says where the kubeconfig is, from the image's label.
+func KubeconfigHint(labels map[string]string, master0 string) string {
+	if p := labels[LabelKubeconfig]; p != "" {
+		return fmt.Sprintf("%s on %s (copy it: scp root@%s:%s .)", p, master0, master0, p)
+	}
+	return "on the first master, " + master0 + ", where the cluster image puts it"
+}

@@ -317,7 +317,7 @@ func (m *Model) viewDone() string {
 		if len(bi.Apps) > 0 {
 			b.WriteString("  Apps:     " + strings.Join(bi.Apps, ", ") + "\n")
 		}
-		b.WriteString("  Kubeconfig: on the first master, " + m.c.Master0().IP + ", where the cluster image puts it\n")
+		b.WriteString("  Kubeconfig: " + install.KubeconfigHint(bi.Labels, m.c.Master0().IP) + "\n")
 	} else {
 		b.WriteString(st.Fail.Render("✗ The install did not finish") + "\n")
 		msg := s.err.Error()
