@@ -502,3 +502,38 @@ spec:
 		t.Error("join ran join-node again on a host already in the cluster")
 	}
 }
+
+// The USB stick is often plugged into the first server: the installer then
+// runs on a host of the cluster and connects to itself like to the others.
+func TestInstallFromTheFirstMaster(t *testing.T) {
+	r := newRig(t, 2)
+	// /var/tmp is shared with the hosts (their /tmp, /root and /etc are not).
+	dir, err := os.MkdirTemp("/var/tmp", "sealpack-usb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for src, dst := range map[string]string{r.inst: "installer.run", r.bed.KeyPath: "id_ed25519", r.knownHosts: "known_hosts"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, dst), b, 0o700)
+	}
+	answers := fmt.Sprintf("apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: usb\nspec:\n  hosts:\n    - ips: [%s]\n      roles: [master]\n    - ips: [%s]\n      roles: [node]\n  ssh:\n    user: root\n    pk: %s\n",
+		r.ip(0), r.ip(1), filepath.Join(dir, "id_ed25519"))
+	os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(answers), 0o600)
+	cmd := fmt.Sprintf("cd %[1]s && ./installer.run install --answers cluster.yaml --yes --known-hosts known_hosts --state-dir %[1]s/state 2>&1", dir)
+	out, err := r.bed.Exec(context.Background(), 0, cmd)
+	if err != nil {
+		t.Fatalf("install run on the first master: %v\n%s", err, out)
+	}
+	for i := range 2 {
+		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "init-host") {
+			t.Errorf("host %d not installed from the first master:\n%s", i, log)
+		}
+	}
+	if log := r.exec(1, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1") {
+		t.Errorf("the node did not join:\n%s", log)
+	}
+}
