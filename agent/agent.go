@@ -180,15 +180,3 @@ func applyBlobLayer(ctx context.Context, root *os.Root, dir, digest string, n in
 	}
 	return nil
 }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sealpack/sealpack/internal/ctxio"
 )
 
 // Hosts pass rootfs layers to each other during an install, so the
@@ -249,7 +251,7 @@ func storeBlob(ctx context.Context, r io.Reader, dir, digest string) error {
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(f, h), ctxio.Reader(ctx, r))
 	if err == nil {
 		err = f.Sync()
 	}

@@ -10,6 +10,8 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sealpack/sealpack/internal/ctxio"
 )
 
 // WriterOptions say what kind of bundle to write.
@@ -134,7 +136,7 @@ func (w *Writer) AddBlob(ctx context.Context, r io.Reader, digest, mediaType str
 	start := w.out.off
 	ch := &countingHash{w: w.out, h: sha256.New()}
 	// 1 MiB at a time: io.Copy's 32 KiB would mean a write per 32 KiB.
-	if _, err := io.CopyBuffer(ch, ctxReader{ctx, r}, make([]byte, blobCopySize)); err != nil {
+	if _, err := io.CopyBuffer(ch, ctxio.Reader(ctx, r), make([]byte, blobCopySize)); err != nil {
 		w.out.truncate(start)
 		return Blob{}, fmt.Errorf("store blob %s: %w", digest, err)
 	}
@@ -227,17 +229,4 @@ func (w *Writer) Commit() error {
 func (w *Writer) Abort() {
 	w.done = true
 	w.out.abort()
-}
-
-// ctxReader stops a copy when the context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -21,6 +21,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/internal/ctxio"
 )
 
 // bundleDriverName is the name distribution's storage factory knows the
@@ -379,7 +380,7 @@ func (d *bundleDriver) Reader(ctx context.Context, p string, offset int64) (io.R
 	if _, err := sr.Seek(offset, io.SeekStart); err != nil {
 		return nil, storagedriver.Error{DriverName: bundleDriverName, Detail: err}
 	}
-	return io.NopCloser(ctxReader{ctx: ctx, r: sr}), nil
+	return io.NopCloser(ctxio.Reader(ctx, sr)), nil
 }
 
 func (d *bundleDriver) Stat(ctx context.Context, p string) (storagedriver.FileInfo, error) {
@@ -508,19 +509,6 @@ func (s *streamVerifier) Read(p []byte) (int, error) {
 }
 
 func (s *streamVerifier) Close() error { return nil }
-
-// ctxReader stops a read when the request is gone.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
 
 func hexOf(digest string) (string, error) {
 	h, ok := strings.CutPrefix(digest, "sha256:")
