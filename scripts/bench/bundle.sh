@@ -130,7 +130,7 @@ read -r t_gen c_gen t_zst c_zst < <(bench gen \
 s_gen=$(stat -c %s installer.run)
 s_zst=$(stat -c %s data.tar.zst)
 # The installer also carries its ~20 MiB stub: compare the compressed layer too.
-s_layer=$(./installer.run inspect --json | jq '.index.blobs[0].size')
+s_layer=$(./installer.run inspect --json | jq '.index as $i | $i.layers[0].digest as $d | $i.blobs[] | select(.digest == $d) | .size')
 
 # verify vs sha256sum.
 read -r t_ver c_ver t_sha c_sha < <(bench verify \
