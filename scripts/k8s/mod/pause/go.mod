@@ -1,0 +1,3 @@
+module sealpack.local/pause
+
+go 1.26
