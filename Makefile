@@ -22,7 +22,8 @@ assets/stubs/agent-linux-%: $(STUB_SRC) $(shell find agent -name '*.go' -not -na
 gen: assets
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gen ./cmd/gen
 
-# End to end on the example: build the installer, then inspect, verify and extract it.
+# End to end on the example: build the installer, inspect, verify and extract it, then (as
+# root) install it on two namespaced test hosts, show the result and reset them.
 example: gen
 	./bin/gen -f example/Kubefile -o example/out/installer.run
 	./example/out/installer.run inspect
@@ -30,6 +31,7 @@ example: gen
 	rm -rf example/out/rootfs
 	./example/out/installer.run extract --to example/out/rootfs
 	find example/out/rootfs | sort
+	./scripts/example-install.sh
 
 # Every test, then each fuzz target briefly.
 test: assets
@@ -59,3 +61,14 @@ bench: gen
 
 clean:
 	rm -rf bin example/out assets/stubs/stub-linux-*
+
+# The kubernetes base cluster image kubernetes:v1.37.2 in gen's local store (images/kubernetes).
+# Binaries, Debian packages and container images are cached under $(SEALPACK_CACHE)/k8s/VERSION.
+SEALPACK_CACHE ?= /var/cache/sealpack
+base-image: gen
+	SEALPACK_CACHE=$(SEALPACK_CACHE) SOURCE=$(SOURCE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/base-image.sh
+
+# Real cluster on systemd-nspawn hosts (scripts/k8s/e2e.sh); not part of .ci/run yet.
+e2e-kubernetes: base-image
+	SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/e2e.sh
+.PHONY: base-image e2e-kubernetes

@@ -111,8 +111,8 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s finished on %d hosts. Logs: %s\n", verb, len(c.All()), logDir)
-	if verb != "reset" {
-		fmt.Fprintf(env.Stdout, "kubeconfig: %s\n", install.KubeconfigHint(b.Index.Config.Labels, c.Master0().IP))
+	if cfg := b.Index.Config; verb != "reset" && (cfg.KubeVersion != "" || cfg.Labels[install.LabelKubeconfig] != "") {
+		fmt.Fprintf(env.Stdout, "kubeconfig: %s\n", install.KubeconfigHint(cfg.Labels, c.Master0().IP))
 	}
 	return nil
 }
