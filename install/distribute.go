@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -101,7 +102,7 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	}
 	shared := len(nodes) > 1
 
-	err = forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+	one := func(ctx context.Context, n cluster.Node) error {
 		prog, size, digest, err := e.programFor(n)
 		if err != nil {
 			return err
@@ -136,7 +137,23 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 			return err
 		}
 		return e.unpackLayers(ctx, n)
-	})
+	}
+	// The first master feeds everyone: it runs outside the bound on
+	// parallel hosts, so waiting hosts can never hold every slot before it.
+	var others []cluster.Node
+	m0err := make(chan error, 1)
+	for _, n := range nodes {
+		if n.IP == m0.IP {
+			go func() { m0err <- one(ctx, n) }()
+		} else {
+			others = append(others, n)
+		}
+	}
+	if len(others) == len(nodes) {
+		m0err <- nil
+	}
+	err = forEach(ctx, others, e.opts.Parallel, one)
+	err = errors.Join(<-m0err, err)
 	e.emit(Event{Kind: Info, Phase: "distribute", Message: fmt.Sprintf("sent %s from this machine in %v", progress.Bytes(sent.Load()), time.Since(start).Round(time.Millisecond))})
 	return err
 }
