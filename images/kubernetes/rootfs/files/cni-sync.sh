@@ -1,0 +1,37 @@
+#!/bin/bash
+# cni-sync.sh: the pod network without any image: a bridge (cni0) + host-local IPAM on this node's
+# node.spec.podCIDR, and a route to every other node's podCIDR via its InternalIP (all nodes on one
+# L2 network). Loops forever (a systemd service), so nodes that join later are routed too and the
+# routes come back after a reboot. Routes it adds carry protocol 211, so stale ones can be found.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+KC=/etc/kubernetes/kubelet.conf
+NAME=$(hostname | tr 'A-Z' 'a-z')
+CONF=/etc/cni/net.d/10-sealpack.conflist
+# SERVICE_CIDR, HOST_IP (init-host.sh)
+. /etc/sealpack/k8s/network.env
+while :; do
+  # a host without a default route (an isolated test network) has no route for ClusterIPs, and
+  # host-originated connections to them fail before kube-proxy's DNAT: route them on the host's link
+  if ! ip route get "${SERVICE_CIDR%/*}" >/dev/null 2>&1; then
+    dev=$(ip -o addr show | awk -v a="$HOST_IP" '{split($4, x, "/")} x[1]==a {print $2; exit}')
+    [ -z "$dev" ] || ip route replace "$SERVICE_CIDR" dev "$dev" proto 211 2>/dev/null
+  fi
+  if [ -f $KC ]; then
+    nodes=$(kubectl --kubeconfig $KC get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.addresses[?(@.type=="InternalIP")].address} {.spec.podCIDR}{"\n"}{end}' 2>/dev/null)
+    mine=$(awk -v n="$NAME" '$1==n {print $3}' <<<"$nodes")
+    if [ -n "$mine" ]; then
+      want='{"cniVersion":"1.0.0","name":"sealpack","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"'$mine'"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}'
+      if [ "$(cat $CONF 2>/dev/null)" != "$want" ]; then mkdir -p /etc/cni/net.d; echo "$want" > $CONF.tmp && mv $CONF.tmp $CONF; fi
+      keep=" $SERVICE_CIDR "
+      while read -r n ip cidr; do
+        [ -z "$cidr" ] || [ "$n" = "$NAME" ] || [ -z "$ip" ] && continue
+        ip route replace "$cidr" via "$ip" proto 211 2>/dev/null && keep="$keep$cidr "
+      done <<<"$nodes"
+      ip route show proto 211 | awk '{print $1}' | while read -r r; do
+        [[ "$keep" == *" $r "* ]] || ip route del "$r" proto 211 2>/dev/null
+      done
+    fi
+  fi
+  sleep 5
+done

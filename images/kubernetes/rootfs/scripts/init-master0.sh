@@ -1,0 +1,62 @@
+#!/bin/bash
+# init-master0.sh (the first master): kubeadm init, images from the embedded registry through
+# containerd's registry.k8s.io mirror; join data into $SEALPACK_SHARE; admin kubeconfig for root.
+. scripts/lib.sh
+CFG=/etc/sealpack/k8s/kubeadm-init.yaml
+ENDPOINT=${SEALPACK_K8S_ENDPOINT:-$SEALPACK_HOST_IP:$API_PORT}
+
+if [ -f /etc/kubernetes/admin.conf ] && kubectl --kubeconfig /etc/kubernetes/admin.conf get --raw /readyz >/dev/null 2>&1; then
+  log "control plane already initialised"
+else
+  { cat <<Y
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $SEALPACK_HOST_IP
+  bindPort: $API_PORT
+$(node_registration)
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: $K8S_VERSION
+controlPlaneEndpoint: $ENDPOINT
+imageRepository: registry.k8s.io
+networking:
+  podSubnet: $POD_CIDR
+  serviceSubnet: $SERVICE_CIDR
+  dnsDomain: cluster.local
+apiServer:
+  certSANs: [$SEALPACK_HOST_IP, $(echo $SEALPACK_MASTERS | sed 's/ /, /g')]
+  extraArgs:
+  - name: kubelet-preferred-address-types
+    value: InternalIP
+---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+Y
+    kubelet_config; } > $CFG
+  # a half-done earlier attempt leaves manifests and certificates behind: start clean
+  [ ! -e /etc/kubernetes/manifests/kube-apiserver.yaml ] || kubeadm reset -f --cri-socket $CRI
+  log "kubeadm init ($K8S_VERSION, endpoint $ENDPOINT)"
+  kubeadm init --config $CFG --upload-certs
+fi
+export KUBECONFIG=/etc/kubernetes/admin.conf
+mkdir -p /root/.kube && install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
+
+# join data for every other host (the engine copies $SEALPACK_SHARE before the join phases)
+join=$(kubeadm token create --ttl 24h --print-join-command)
+token=$(sed -n 's/.*--token \([^ ]*\).*/\1/p' <<<"$join")
+hash=$(sed -n 's/.*--discovery-token-ca-cert-hash \([^ ]*\).*/\1/p' <<<"$join")
+key=$(kubeadm init phase upload-certs --upload-certs --config $CFG 2>/dev/null | tail -1)
+[ -n "$token" ] && [ -n "$hash" ] && [ -n "$key" ] || die "no join data (token '$token', hash '$hash', key '$key')"
+mkdir -p "$SEALPACK_SHARE"
+cat > "$SEALPACK_SHARE/k8s-join.env" <<E
+K8S_ENDPOINT=$ENDPOINT
+K8S_TOKEN=$token
+K8S_CA_HASH=$hash
+K8S_CERT_KEY=$key
+E
+chmod 0600 "$SEALPACK_SHARE/k8s-join.env"
+systemctl start sealpack-cni-sync.service
+log "control plane up; join data in $SEALPACK_SHARE/k8s-join.env"

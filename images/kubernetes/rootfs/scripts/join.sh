@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# join.sh: kubeadm join for join-master.sh and join-node.sh (sourced; $1 = master|node)
+. scripts/lib.sh
+[ -f "$SEALPACK_SHARE/k8s-join.env" ] || die "no join data in $SEALPACK_SHARE (init-master0 did not run?)"
+. "$SEALPACK_SHARE/k8s-join.env"
+CFG=/etc/sealpack/k8s/kubeadm-join.yaml
+if [ -f /etc/kubernetes/kubelet.conf ] && systemctl is-active -q kubelet; then
+  log "already joined"
+else
+  { cat <<Y
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: $K8S_ENDPOINT
+    token: $K8S_TOKEN
+    caCertHashes: ["$K8S_CA_HASH"]
+$(node_registration)
+Y
+    if [ "$JOIN_ROLE" = master ]; then cat <<Y
+controlPlane:
+  localAPIEndpoint:
+    advertiseAddress: $SEALPACK_HOST_IP
+    bindPort: $API_PORT
+  certificateKey: $K8S_CERT_KEY
+Y
+    fi; } > $CFG
+  [ ! -e /etc/kubernetes/kubelet.conf ] && [ ! -e /etc/kubernetes/bootstrap-kubelet.conf ] || kubeadm reset -f --cri-socket $CRI
+  log "kubeadm join as $JOIN_ROLE via $K8S_ENDPOINT"
+  kubeadm join --config $CFG
+fi
+if [ "$JOIN_ROLE" = master ]; then mkdir -p /root/.kube && install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config; fi
+systemctl start sealpack-cni-sync.service

@@ -1,0 +1,51 @@
+# shellcheck shell=bash
+# lib.sh: shared by the phase scripts (sourced; the working directory is the rootfs).
+set -euo pipefail
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+POD_CIDR=${SEALPACK_K8S_POD_CIDR:-10.244.0.0/16}
+SERVICE_CIDR=${SEALPACK_K8S_SERVICE_CIDR:-10.96.0.0/12}
+API_PORT=${SEALPACK_K8S_API_PORT:-6443}
+ROOTFS=$(pwd)
+STATE=/etc/sealpack/k8s          # what the phases installed, for reset-host.sh
+CRI=unix:///run/containerd/containerd.sock
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p "$STATE"
+
+log() { echo "[$(date +%T)] $*"; }
+die() { echo "error: $*" >&2; exit 1; }
+node_name() { hostname | tr 'A-Z' 'a-z'; }
+have_systemd() { [ -d /run/systemd/system ]; }
+# install_file SRC DEST [MODE]: copy when different; prints "changed" when it did
+install_file() {
+  if ! cmp -s "$1" "$2"; then
+    mkdir -p "$(dirname "$2")"; install -m "${3:-0644}" "$1" "$2.sealpack.tmp" && mv -f "$2.sealpack.tmp" "$2"
+    echo changed
+  fi
+}
+# write_file DEST [MODE] < content: same, from stdin
+write_file() { local t; t=$(mktemp -p "$SEALPACK_DATA_ROOT"); cat > "$t"; install_file "$t" "$1" "${2:-0644}"; rm -f "$t"; }
+
+# the kubeadm configuration pieces every node shares
+kubelet_config() {
+  cat <<Y
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: $CRI
+Y
+}
+node_registration() { # node_registration [taints-line]
+  cat <<Y
+nodeRegistration:
+  name: $(node_name)
+  criSocket: $CRI
+  ignorePreflightErrors:
+  - SystemVerification   # cgroup v1 hosts; the kubelet runs with failCgroupV1: false
+  kubeletExtraArgs:
+  - name: node-ip
+    value: $SEALPACK_HOST_IP
+Y
+}

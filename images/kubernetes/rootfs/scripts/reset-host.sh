@@ -1,0 +1,42 @@
+#!/bin/bash
+# reset-host.sh (every host, installer.run reset): undo init-host and the init/join phases.
+. scripts/lib.sh
+set +e
+command -v kubeadm >/dev/null && kubeadm reset -f --cri-socket $CRI
+systemctl disable --now sealpack-cni-sync.service kubelet.service 2>/dev/null
+# every container of the cluster: killed and deleted through containerd, so their shims exit
+if command -v ctr >/dev/null && ctr version >/dev/null 2>&1; then
+  for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks kill -s SIGKILL "$t" 2>/dev/null; done
+  sleep 2
+  for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks delete -f "$t" 2>/dev/null; done
+  for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io containers delete "$c" 2>/dev/null; done
+fi
+systemctl disable --now containerd.service sealpack-k8s-prep.service 2>/dev/null
+# leftover mounts of pods
+for m in $(awk '$2 ~ "^/(run/containerd|var/lib/containerd|var/lib/kubelet)/" {print $2}' /proc/mounts | sort -r); do umount -l "$m"; done
+# pod network
+ip route show proto 211 | awk '{print $1}' | while read -r r; do ip route del "$r" proto 211; done
+ip link del cni0 2>/dev/null
+for l in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+  [ -e /sys/class/net/$l/master ] || continue; [ "$(basename $(readlink /sys/class/net/$l/master))" = cni0 ] && ip link del $l
+done
+if command -v iptables-save >/dev/null; then
+  for t in iptables ip6tables; do
+    $t-save | grep -vE '(KUBE-|CNI-)' | $t-restore 2>/dev/null
+  done
+fi
+# files
+rm -rf /etc/cni/net.d/10-sealpack.conflist /var/lib/cni /etc/kubernetes /var/lib/kubelet /var/lib/etcd /root/.kube/config
+rm -rf /etc/containerd /var/lib/containerd/* /run/containerd
+rm -f /etc/systemd/system/{containerd,kubelet,sealpack-k8s-prep,sealpack-cni-sync}.service
+rm -rf /etc/systemd/system/kubelet.service.d
+rm -f /etc/sysctl.d/90-sealpack-k8s.conf /etc/modules-load.d/sealpack-k8s.conf
+rm -rf /usr/local/lib/sealpack
+for b in kubeadm kubelet kubectl containerd containerd-shim-runc-v2 ctr runc; do rm -f /usr/local/bin/$b; done
+for b in bridge host-local loopback; do rm -f /opt/cni/bin/$b; done
+rmdir /opt/cni/bin /opt/cni 2>/dev/null
+# Debian packages init-host installed (not those the host had)
+if [ -s "$STATE/debs" ]; then DEBIAN_FRONTEND=noninteractive dpkg -r $(cat "$STATE/debs") 2>/dev/null; fi
+rm -rf "$STATE"
+systemctl daemon-reload
+exit 0
