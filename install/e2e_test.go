@@ -145,9 +145,18 @@ func (r *rig) exec(i int, cmd string) string {
 	return out
 }
 
-// snapshot lists the files of the directories an install may touch.
+// snapshot lists what host i itself has changed: the upper layers of its
+// overlays (/etc, /opt, /var/lib, /usr/local) and its private /root and
+// /home, as the bed keeps them. Files appearing in the real directories
+// under the overlays (other work on this machine) do not count.
 func (r *rig) snapshot(i int) string {
-	return r.exec(i, "find /etc /opt /var/lib /usr/local /root -xdev 2>/dev/null | sort")
+	r.t.Helper()
+	hd := filepath.Join(r.bed.Dir, fmt.Sprintf("h%d", i+1))
+	out, err := exec.Command("sh", "-c", "cd "+hd+" && find upper root home -xdev 2>/dev/null | sort").Output()
+	if err != nil {
+		r.t.Fatalf("snapshot of host %d: %v", i, err)
+	}
+	return string(out)
 }
 
 func rootSSH(key string) string {
