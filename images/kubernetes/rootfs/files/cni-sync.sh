@@ -5,7 +5,7 @@
 # routes come back after a reboot. Routes it adds carry protocol 211, so stale ones can be found.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-KC=/etc/kubernetes/kubelet.conf
+KC=/etc/sealpack/k8s/cni.kubeconfig   # read-only: list nodes (init-master0.sh)
 NAME=$(hostname | tr 'A-Z' 'a-z')
 CONF=/etc/cni/net.d/10-sealpack.conflist
 # SERVICE_CIDR, HOST_IP (init-host.sh)

@@ -1,4 +1,6 @@
 #!/bin/bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # the engine may run phases with sh
+exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently into one line buffer
 # init-host.sh (every host): host tools, containerd with every upstream registry mirrored to the
 # embedded registry, the kubelet unit, the pod-network sync service. Safe to run again.
 . scripts/lib.sh

@@ -1,4 +1,6 @@
 #!/bin/bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # the engine may run phases with sh
+exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently into one line buffer
 # init-master0.sh (the first master): kubeadm init, images from the embedded registry through
 # containerd's registry.k8s.io mirror; join data into $SEALPACK_SHARE; admin kubeconfig for root.
 . scripts/lib.sh
@@ -58,5 +60,45 @@ K8S_CA_HASH=$hash
 K8S_CERT_KEY=$key
 E
 chmod 0600 "$SEALPACK_SHARE/k8s-join.env"
-systemctl start sealpack-cni-sync.service
+# the pod-network sync on every node lists nodes (podCIDR, InternalIP); the Node authorizer lets a
+# kubelet read only its own Node, so the sync gets a read-only service-account credential
+kubectl apply -f - <<'Y'
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sealpack-cni, namespace: kube-system}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/service-account-token
+metadata:
+  name: sealpack-cni
+  namespace: kube-system
+  annotations: {kubernetes.io/service-account.name: sealpack-cni}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: sealpack-cni}
+rules:
+- {apiGroups: [""], resources: [nodes], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: sealpack-cni}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: sealpack-cni}
+subjects:
+- {kind: ServiceAccount, name: sealpack-cni, namespace: kube-system}
+Y
+tok=
+for _ in $(seq 60); do
+  tok=$(kubectl -n kube-system get secret sealpack-cni -o jsonpath='{.data.token}' 2>/dev/null | base64 -d) && [ -n "$tok" ] && break
+  sleep 1
+done
+[ -n "$tok" ] || die "no token for the sealpack-cni service account"
+KC=$STATE/cni.kubeconfig; rm -f $KC
+kubectl --kubeconfig=$KC config set-cluster k8s --server="https://$ENDPOINT" --certificate-authority=/etc/kubernetes/pki/ca.crt --embed-certs=true >/dev/null
+kubectl --kubeconfig=$KC config set-credentials sealpack-cni --token="$tok" >/dev/null
+kubectl --kubeconfig=$KC config set-context k8s --cluster=k8s --user=sealpack-cni >/dev/null
+kubectl --kubeconfig=$KC config use-context k8s >/dev/null
+chmod 0600 $KC; install -m 0600 $KC "$SEALPACK_SHARE/k8s-cni.kubeconfig"
+systemctl restart sealpack-cni-sync.service
 log "control plane up; join data in $SEALPACK_SHARE/k8s-join.env"

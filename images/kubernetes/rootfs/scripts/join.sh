@@ -30,4 +30,5 @@ Y
   kubeadm join --config $CFG
 fi
 if [ "$JOIN_ROLE" = master ]; then mkdir -p /root/.kube && install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config; fi
-systemctl start sealpack-cni-sync.service
+install -m 0600 "$SEALPACK_SHARE/k8s-cni.kubeconfig" $STATE/cni.kubeconfig
+systemctl restart sealpack-cni-sync.service

@@ -1,4 +1,6 @@
 #!/bin/bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # the engine may run phases with sh
+exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently into one line buffer
 # reset-host.sh (every host, installer.run reset): undo init-host and the init/join phases.
 . scripts/lib.sh
 set +e

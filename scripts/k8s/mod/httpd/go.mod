@@ -1,0 +1,3 @@
+module sealpack.local/httpd
+
+go 1.26
