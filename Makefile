@@ -36,6 +36,7 @@ example: gen
 # Every test, then each fuzz target briefly.
 test: assets
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -race -run 'TestSSH|TestScript|TestBlob|TestRoundTrip|TestSplit|TestConcurrent' ./install ./agent ./bundle ./registry
 	./scripts/conformance.sh
 	$(MAKE) fuzz FUZZTIME=15s
 

@@ -186,7 +186,7 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	m0 := r.exec(0, "cat /etc/sealpack-test/log")
 	for _, want := range []string{
 		fmt.Sprintf("init-host role=master ip=%s master0=%s image=from-image host=host-one cluster=cluster-wide", r.ip(0), r.ip(0)),
-		"init-master0", "app on h1",
+		"init-master0 via bash", "app on h1",
 	} {
 		if !strings.Contains(m0, want) {
 			t.Errorf("master log lacks %q:\n%s", want, m0)
@@ -501,8 +501,9 @@ spec:
 	if code != 0 {
 		t.Fatalf("join: exit %d\n%s", code, out)
 	}
-	if log := r.exec(3, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1") {
-		t.Errorf("the new host did not join:\n%s", log)
+	// The join data was renewed for the new host: a second renewal.
+	if log := r.exec(3, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1 refreshed=2") {
+		t.Errorf("the new host did not join with renewed join data:\n%s", log)
 	}
 	for _, want := range []string{r.ip(3) + "] join-node: done", r.ip(1) + "] join-node: already done", r.ip(0) + "] init-master0: already done"} {
 		if !strings.Contains(out, want) {
@@ -546,5 +547,36 @@ func TestInstallFromTheFirstMaster(t *testing.T) {
 	}
 	if log := r.exec(1, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1") {
 		t.Errorf("the node did not join:\n%s", log)
+	}
+}
+
+// A run that fails after the registry started, before any phase, is
+// resumed: the registry's own port must not fail the re-run's preflight.
+func TestRerunAfterEarlyFailure(t *testing.T) {
+	r := newRig(t, 2)
+	r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s]\n      roles: [master]\n    - ips: [%s]\n      roles: [node]\n", r.ip(0), r.ip(1)) + rootSSH(r.bed.KeyPath) + `---
+apiVersion: sealer.io/v2
+kind: Plugin
+metadata:
+  name: gate
+spec:
+  type: SHELL
+  action: pre-install
+  scope: master
+  data: |
+    [ -f /etc/gate-open ] || { echo "gate closed" >&2; exit 1; }
+`)
+	ctx := context.Background()
+	out, code := r.run(ctx, "install")
+	if code == 0 || !strings.Contains(out, "gate closed") || !strings.Contains(out, "registry: done") {
+		t.Fatalf("first run: exit %d, want a failure in the plugin after the registry started:\n%s", code, out)
+	}
+	r.exec(0, "touch /etc/gate-open")
+	out, code = r.run(ctx, "install")
+	if code != 0 {
+		t.Fatalf("re-run: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "registry: already done") {
+		t.Errorf("re-run restarted the registry:\n%s", out)
 	}
 }

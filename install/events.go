@@ -187,3 +187,16 @@ func (w *lineWriter) flush() {
 		w.buf = nil
 	}
 }
+
+// syncWriter serialises writes: a session's stdout and stderr are copied by
+// two goroutines, and the writers behind them keep state.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

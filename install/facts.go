@@ -23,6 +23,7 @@ type Facts struct {
 	Missing   []string      // required tools not found
 	Systemd   bool          // systemd runs as PID 1
 	Installed bool          // an earlier run got past the host's first phase
+	Touched   bool          // an earlier run recorded a step here
 }
 
 // requiredTools are what the engine itself runs on hosts.
@@ -41,6 +42,7 @@ for t in %[2]s; do command -v "$t" >/dev/null 2>&1 || echo "missing=$t"; done
 for f in /proc/net/tcp /proc/net/tcp6; do [ -r $f ] && awk 'NR>1 && $4=="0A" {split($2,a,":"); print "port=" a[2]}' $f; done
 [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && echo systemd=1
 [ -e %[1]s/state/init-host.done ] && echo installed=1
+[ -d %[1]s/state ] && echo touched=1
 true`, shellQuote(dataRoot), strings.Join(requiredTools, " "))
 	start := time.Now()
 	out, err := c.Output(ctx, script, time.Minute)
@@ -79,6 +81,8 @@ true`, shellQuote(dataRoot), strings.Join(requiredTools, " "))
 			f.Systemd = true
 		case "installed":
 			f.Installed = true
+		case "touched":
+			f.Touched = true
 		}
 	}
 	if parseErr != nil {

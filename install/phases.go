@@ -22,6 +22,9 @@ const (
 	PhaseJoinMaster  = "join-master"
 	PhaseJoinNode    = "join-node"
 	PhaseResetHost   = "reset-host"
+	// PhaseRefreshShare runs on the first master, unrecorded, before the
+	// share is copied to hosts that have not joined yet.
+	PhaseRefreshShare = "refresh-share"
 )
 
 // Install runs every phase on every host; steps already done are skipped,
@@ -153,7 +156,8 @@ func (e *Engine) runScript(ctx context.Context, c *Conn, phase, label, dir strin
 		e.emit(Event{Kind: Log, Host: c.Node.IP, Phase: phase, Step: label, Message: line})
 	}}
 	var tail tailBuffer
-	err := c.Exec(ctx, shellCommand(dir, env, script), nil, io.MultiWriter(out, &tail), io.MultiWriter(out, &tail), e.opts.Timeouts.Command)
+	both := &syncWriter{w: io.MultiWriter(out, &tail)}
+	err := c.Exec(ctx, shellCommand(dir, env, script), nil, both, both, e.opts.Timeouts.Command)
 	out.flush()
 	var ce *CommandError
 	if errors.As(err, &ce) {
@@ -165,9 +169,15 @@ func (e *Engine) runScript(ctx context.Context, c *Conn, phase, label, dir strin
 // runPhase runs scripts/<phase>.sh of the rootfs on a host, if it exists.
 func (e *Engine) runPhase(ctx context.Context, n cluster.Node, phase string) error {
 	return e.step(ctx, n, phase, phase, func(ctx context.Context, c *Conn) (string, error) {
-		script := fmt.Sprintf(`mkdir -p "$SEALPACK_SHARE" && if [ -f scripts/%[1]s.sh ]; then sh scripts/%[1]s.sh; else echo 'no scripts/%[1]s.sh: nothing to do'; fi`, phase)
-		return "", e.runScript(ctx, c, phase, "scripts/"+phase+".sh", e.rootfsPath(), e.scriptEnv(n), script)
+		return "", e.runScript(ctx, c, phase, "scripts/"+phase+".sh", e.rootfsPath(), e.scriptEnv(n), phaseScript(phase))
 	})
+}
+
+// phaseScript runs scripts/PHASE.sh if the image has it: executable scripts
+// by their own interpreter line, others with sh.
+func phaseScript(phase string) string {
+	return fmt.Sprintf(`mkdir -p "$SEALPACK_SHARE" && s=scripts/%[1]s.sh
+if [ -x "$s" ]; then exec "./$s"; elif [ -f "$s" ]; then exec sh "$s"; else echo "no $s: nothing to do"; fi`, phase)
 }
 
 // plugins runs the Clusterfile's SHELL plugins for an action on the hosts
@@ -205,6 +215,11 @@ func (e *Engine) copyShare(ctx context.Context, m0 cluster.Node, nodes []cluster
 		}
 		c, err := e.conn(ctx, m0)
 		if err != nil {
+			return err
+		}
+		// Join data expires (tokens, uploaded certificates): an image may
+		// renew it before hosts join, on every run that has hosts to join.
+		if err := e.runScript(ctx, c, "share", "scripts/"+PhaseRefreshShare+".sh", e.rootfsPath(), e.scriptEnv(m0), phaseScript(PhaseRefreshShare)); err != nil {
 			return err
 		}
 		var out, errOut bytes.Buffer
@@ -300,7 +315,10 @@ func (e *Engine) Reset(ctx context.Context) error {
 		}
 		start := time.Now()
 		e.emit(Event{Kind: StepStart, Host: n.IP, Phase: "reset", Step: PhaseResetHost})
-		script := fmt.Sprintf("if [ -f %[1]s/scripts/reset-host.sh ]; then cd %[1]s && sh scripts/reset-host.sh; fi", shellQuote(e.rootfsPath())) + e.stopRegistryScript()
+		// The registry is stopped even when the image's script fails; the
+		// script's failure still fails the reset.
+		script := fmt.Sprintf("rc=0\nif [ -d %[1]s ]; then (cd %[1]s && %[2]s) || rc=$?; fi\n%[3]s\nexit $rc",
+			shellQuote(e.rootfsPath()), phaseScript(PhaseResetHost), e.stopRegistryScript())
 		if err := e.runScript(ctx, c, "reset", "scripts/reset-host.sh", "/", e.scriptEnv(n), script); err != nil {
 			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Err: err})
 			return err

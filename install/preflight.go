@@ -157,6 +157,11 @@ func (e *Engine) checkHost(n cluster.Node, f *Facts) []CheckResult {
 		need := e.diskNeeded(n)
 		out = append(out, res("disk", f.FreeBytes >= need, fmt.Sprintf("%s free", progress.Bytes(f.FreeBytes)),
 			fmt.Sprintf("needs %s free under %s, has %s", progress.Bytes(need), e.dataRoot(), progress.Bytes(f.FreeBytes))))
+	}
+	// On a host an earlier run already worked on, the ports may be held by
+	// what that run started (the registry, the image's daemons): a re-run
+	// must resume, so only untouched hosts are checked.
+	if !f.Touched {
 		var busy []string
 		for _, p := range e.portsNeeded(n) {
 			if slices.Contains(f.Listening, p) {

@@ -70,7 +70,8 @@ until [ -s %[1]s/ca.crt ] && grep -qi ':%[5]s [0-9A-F:]* 0A' /proc/net/tcp /proc
   sleep 0.1
 done`, shellQuote(e.registryDir()), registryUnit, e.registryCommand(m0), strings.ReplaceAll(e.registryCommand(m0), "'", `'\''`), fmt.Sprintf("%04X", p))
 		var tail tailBuffer
-		err := c.Exec(ctx, script, nil, &tail, &tail, 2*time.Minute)
+		both := &syncWriter{w: &tail}
+		err := c.Exec(ctx, script, nil, both, both, 2*time.Minute)
 		if ce, ok := err.(*CommandError); ok {
 			ce.Cmd, ce.Stderr = "start the registry", tail.String()
 		}

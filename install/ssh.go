@@ -349,6 +349,12 @@ func (c *Conn) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, st
 	case <-ctx.Done():
 		s.Signal(ssh.SIGKILL)
 		s.Close()
+		// Wait returns once the output copies have stopped: the caller's
+		// buffers must not be written after Exec returns.
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("%s: %q timed out after %v", c.Node.IP, firstLine(cmd), timeout)
 		}

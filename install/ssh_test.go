@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -238,5 +239,42 @@ func TestSSHCommandTimeoutsAndErrors(t *testing.T) {
 	deadNode := cluster.Node{IP: host, SSH: cluster.SSH{User: "root", Port: atoiT(t, port), Password: "x"}}
 	if _, err := Dial(context.Background(), deadNode, &HostKeyPolicy{KnownHosts: filepath.Join(t.TempDir(), "kh")}, &sync.Mutex{}, Timeouts{Dial: time.Second}); err == nil || !strings.Contains(err.Error(), dead) {
 		t.Errorf("dial to a closed port: %v", err)
+	}
+}
+
+// A script's stdout and stderr arrive on two goroutines at once: every line
+// of both must come out whole, as Log events, and nothing may crash.
+func TestScriptOutputFromBothStreams(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	sshPub, _ := ssh.NewPublicKey(pub)
+	srv := newSSHServer(t, "", sshPub)
+	node := srv.node(t, cluster.SSH{PrivateKey: writeKey(t, priv, "")})
+	c, err := Dial(context.Background(), node, &HostKeyPolicy{KnownHosts: knownHostsFor(t, srv)}, &sync.Mutex{}, Timeouts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var mu sync.Mutex
+	lines := map[string]bool{}
+	e := &Engine{opts: Options{Timeouts: Timeouts{}.withDefaults(), Sink: SinkFunc(func(ev Event) {
+		if ev.Kind == Log {
+			mu.Lock()
+			lines[ev.Message] = true
+			mu.Unlock()
+		}
+	})}}
+	const n = 3000
+	script := fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo out-$i; echo err-$i >&2; i=$((i+1)); done; exit 7", n)
+	err = e.runScript(context.Background(), c, "test", "both streams", t.TempDir(), nil, script)
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.Status != 7 || !strings.Contains(ce.Stderr, fmt.Sprintf("-%d", n-1)) {
+		t.Errorf("error = %v, want exit 7 with the last lines", err)
+	}
+	for i := 0; i < n; i++ {
+		for _, s := range []string{"out", "err"} {
+			if l := fmt.Sprintf("%s-%d", s, i); !lines[l] {
+				t.Fatalf("line %q missing or garbled (%d lines seen)", l, len(lines))
+			}
+		}
 	}
 }

@@ -1,5 +1,7 @@
-#!/bin/sh
-set -eu
+#!/bin/bash
+# Executable, with a bash interpreter line: the engine must run it with bash.
+set -euo pipefail
 . scripts/lib.sh
-record "init-master0"
+if [[ -n "${BASH_VERSION:-}" ]]; then shell=bash; else shell=other; fi
+record "init-master0 via $shell"
 echo "token-$(hostname)" > "$SEALPACK_SHARE/join-token"

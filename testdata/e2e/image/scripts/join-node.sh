@@ -4,4 +4,4 @@ set -eu
 echo started > "$OUT/join-node-started"
 # Tests hold a node here to cut its SSH link mid-phase.
 while [ -f "$OUT/hold" ]; do sleep 0.2; done
-record "join-node token=$(cat "$SEALPACK_SHARE/join-token")"
+record "join-node token=$(cat "$SEALPACK_SHARE/join-token") refreshed=$(cat "$SEALPACK_SHARE/refreshed")"
