@@ -180,8 +180,21 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, out)
 	}
-	if want := "kubeconfig: /etc/sealpack-test/kubeconfig on " + r.ip(0); !strings.Contains(out, want) {
+	// The kubeconfig the image names is copied beside the state, and the
+	// bundle's kubectl runs on the first master against it.
+	local := filepath.Join(r.dir, "state", "kubeconfig")
+	if want := "kubeconfig: " + local + " (copied from " + r.ip(0) + ":/etc/sealpack-test/kubeconfig)"; !strings.Contains(out, want) {
 		t.Errorf("install output lacks %q:\n%s", want, out)
+	}
+	if b, err := os.ReadFile(local); err != nil || !strings.Contains(string(b), "e2e admin kubeconfig of h1") {
+		t.Errorf("local kubeconfig: %q, %v", b, err)
+	}
+	if fi, err := os.Stat(local); err == nil && fi.Mode().Perm() != 0o600 {
+		t.Errorf("local kubeconfig mode %v, want 0600", fi.Mode())
+	}
+	kout, code := r.run(ctx, "kubectl", "get", "nodes", "-o", "wide")
+	if code != 0 || !strings.Contains(kout, "kubectl get nodes -o wide on h1 KUBECONFIG=/etc/sealpack-test/kubeconfig") {
+		t.Errorf("installer.run kubectl: exit %d:\n%s", code, kout)
 	}
 	m0 := r.exec(0, "cat /etc/sealpack-test/log")
 	for _, want := range []string{

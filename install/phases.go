@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -373,4 +375,63 @@ func KubeconfigHint(labels map[string]string, master0 string) string {
 		return fmt.Sprintf("%s on %s (copy it: scp root@%s:%s .)", p, master0, master0, p)
 	}
 	return "on the first master, " + master0 + ", where the cluster image puts it"
+}
+
+// LabelKubectl names the cluster image's kubectl, relative to the rootfs
+// (default bin/kubectl).
+const LabelKubectl = "io.sealpack.kubectl"
+
+// Kubectl runs the bundle's kubectl on the first master against the new
+// cluster (its admin kubeconfig, from LabelKubeconfig), streaming its
+// output: it works wherever SSH reaches, even when the API port does not.
+func (e *Engine) Kubectl(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	labels := e.opts.Bundle.Index.Config.Labels
+	kubeconfig := labels[LabelKubeconfig]
+	if kubeconfig == "" {
+		return fmt.Errorf("kubectl: the cluster image sets no %s label: it does not say where its kubeconfig is", LabelKubeconfig)
+	}
+	kubectl := labels[LabelKubectl]
+	if kubectl == "" {
+		kubectl = "bin/kubectl"
+	}
+	m0 := e.c.Master0()
+	c, err := e.conn(ctx, m0)
+	if err != nil {
+		return err
+	}
+	cmd := fmt.Sprintf("cd %s && KUBECONFIG=%s exec ./%s", shellQuote(e.rootfsPath()), shellQuote(kubeconfig), shellQuote(kubectl))
+	for _, a := range args {
+		cmd += " " + shellQuote(a)
+	}
+	err = c.Exec(ctx, cmd, stdin, stdout, stderr, e.opts.Timeouts.Command)
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		ce.Cmd = "kubectl " + strings.Join(args, " ")
+	}
+	return err
+}
+
+// FetchKubeconfig copies the admin kubeconfig from the first master to dst
+// (mode 0600), so the user has it where the installer keeps its state.
+// It does nothing when the image does not say where it is.
+func (e *Engine) FetchKubeconfig(ctx context.Context, dst string) (bool, error) {
+	p := e.opts.Bundle.Index.Config.Labels[LabelKubeconfig]
+	if p == "" {
+		return false, nil
+	}
+	c, err := e.conn(ctx, e.c.Master0())
+	if err != nil {
+		return false, err
+	}
+	out, err := c.Output(ctx, "cat "+shellQuote(p), time.Minute)
+	if err != nil {
+		return false, fmt.Errorf("read the kubeconfig %s on %s: %w", p, e.c.Master0().IP, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(dst+".tmp", []byte(out), 0o600); err != nil {
+		return false, fmt.Errorf("write the kubeconfig: %w", err)
+	}
+	return true, os.Rename(dst+".tmp", dst)
 }

@@ -111,10 +111,65 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s finished on %d hosts. Logs: %s\n", verb, len(c.All()), logDir)
-	if cfg := b.Index.Config; verb != "reset" && (cfg.KubeVersion != "" || cfg.Labels[install.LabelKubeconfig] != "") {
-		fmt.Fprintf(env.Stdout, "kubeconfig: %s\n", install.KubeconfigHint(cfg.Labels, c.Master0().IP))
+	if verb != "reset" {
+		reportKubeconfig(ctx, env, e, b, c, dir)
 	}
 	return nil
+}
+
+// reportKubeconfig copies the cluster's admin kubeconfig next to the state
+// when the image says where it is, and says where it is either way.
+func reportKubeconfig(ctx context.Context, env *Env, e *install.Engine, b *bundle.Bundle, c *cluster.Cluster, dir string) {
+	cfg := b.Index.Config
+	if cfg.KubeVersion == "" && cfg.Labels[install.LabelKubeconfig] == "" {
+		return
+	}
+	local := filepath.Join(dir, "kubeconfig")
+	ok, err := e.FetchKubeconfig(ctx, local)
+	switch {
+	case err != nil:
+		fmt.Fprintf(env.Stderr, "warning: %v\n", err)
+	case ok:
+		fmt.Fprintf(env.Stdout, "kubeconfig: %s (copied from %s:%s); or run: %s kubectl --answers FILE get nodes\n", local, c.Master0().IP, cfg.Labels[install.LabelKubeconfig], progName())
+		return
+	}
+	fmt.Fprintf(env.Stdout, "kubeconfig: %s\n", install.KubeconfigHint(cfg.Labels, c.Master0().IP))
+}
+
+func runKubectl(ctx context.Context, env *Env, args []string) error {
+	fs := flags(env, "kubectl", "--answers FILE [kubectl arguments...]", "Run the bundle's kubectl on the first master against the installed cluster, e.g.\n  kubectl --answers cluster.yaml get nodes -o wide")
+	fs.SetInterspersed(false) // everything after the first argument is kubectl's
+	f := addEngineFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if f.answers == "" {
+		return usageError{errors.New("--answers FILE is required: it says where the cluster is")}
+	}
+	c, err := cluster.Load(f.answers)
+	if err != nil {
+		return err
+	}
+	b, err := env.Open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	e, err := install.New(install.Options{Cluster: c, Bundle: b, HostKeys: install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew}})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	// Piped input goes to kubectl (apply -f -); a terminal does not, or the
+	// session would wait for the terminal to close after kubectl exits.
+	stdin := env.Stdin
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		stdin = nil
+	}
+	return e.Kubectl(ctx, fs.Args(), stdin, env.Stdout, env.Stderr)
 }
 
 // stateDir is where this machine keeps a cluster's state and logs.

@@ -37,6 +37,7 @@ func commands() []command {
 		{"join", "add the new hosts of the answers file to the cluster", runJoin},
 		{"reset", "undo the install on every host", runReset},
 		{"answers", "print an answers file template: answers init", runAnswers},
+		{"kubectl", "run the bundle's kubectl against the installed cluster", runKubectl},
 		{"inspect", "show what the bundle contains", runInspect},
 		{"verify", "check every byte of the bundle against its digest", runVerify},
 		{"extract", "unpack the merged rootfs into a directory", runExtract},

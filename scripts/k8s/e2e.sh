@@ -163,6 +163,8 @@ check() {
     ip=$(kubectl get svc httpd -o jsonpath="{.spec.clusterIP}")
     for i in 1 2 3 4 5 6; do exec 3<>/dev/tcp/$ip/80; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; tail -1 <&3; exec 3<&-; done | sort | uniq -c
     test "$(for i in $(seq 12); do exec 3<>/dev/tcp/$ip/80; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; tail -1 <&3; exec 3<&-; done | sort -u | wc -l)" = 2'
+  # the installer's own kubectl, run on the first master over SSH, sees every node Ready
+  test "$("$E/app/installer.run" kubectl --answers "$E/cluster.yaml" get nodes --no-headers | awk '$2 == "Ready"' | wc -l)" = 3
   # every image came from the embedded registry (the hosts have no route out); list what each pulled
   for n in h1 h2 h3; do on $n 'ctr -n k8s.io images ls -q | grep -v "^sha256:"'; done
   log "check passed"
