@@ -150,7 +150,7 @@ on() { local n=$1; shift; ssh -i "$E/client_key" -o StrictHostKeyChecking=no -o 
 do_install() {
   app; answers h1 h2 h3
   local t0=$SECONDS
-  "$E/app/installer.run" install --answers "$E/cluster.yaml" --yes --accept-new-host-keys
+  "$E/app/installer.run" install --answers "$E/cluster.yaml" --yes --accept-new-host-keys --known-hosts "$E/known_hosts"
   log "install: $(( SECONDS - t0 )) s"
 }
 
@@ -164,7 +164,7 @@ check() {
     for i in 1 2 3 4 5 6; do exec 3<>/dev/tcp/$ip/80; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; tail -1 <&3; exec 3<&-; done | sort | uniq -c
     test "$(for i in $(seq 12); do exec 3<>/dev/tcp/$ip/80; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; tail -1 <&3; exec 3<&-; done | sort -u | wc -l)" = 2'
   # the installer's own kubectl, run on the first master over SSH, sees every node Ready
-  test "$("$E/app/installer.run" kubectl --answers "$E/cluster.yaml" get nodes --no-headers | awk '$2 == "Ready"' | wc -l)" = 3
+  test "$("$E/app/installer.run" kubectl --answers "$E/cluster.yaml" --known-hosts "$E/known_hosts" get nodes --no-headers | awk '$2 == "Ready"' | wc -l)" = 3
   # every image came from the embedded registry (the hosts have no route out); list what each pulled
   for n in h1 h2 h3; do on $n 'ctr -n k8s.io images ls -q | grep -v "^sha256:"'; done
   log "check passed"
@@ -180,7 +180,7 @@ down() {
 case ${1:-all} in
   up) up;; install) do_install;; check) check;; down) down;;
   all) trap down EXIT; up; do_install; check
-       up h4; answers h1 h2 h3 h4; "$E/app/installer.run" join --answers "$E/cluster.yaml" --yes --accept-new-host-keys
-       "$E/app/installer.run" reset --answers "$E/cluster.yaml" --yes --accept-new-host-keys;;
+       up h4; answers h1 h2 h3 h4; "$E/app/installer.run" join --answers "$E/cluster.yaml" --yes --accept-new-host-keys --known-hosts "$E/known_hosts"
+       "$E/app/installer.run" reset --answers "$E/cluster.yaml" --yes --accept-new-host-keys --known-hosts "$E/known_hosts";;
   *) echo "usage: $0 [up|install|check|down|all]" >&2; exit 2;;
 esac
