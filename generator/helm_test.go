@@ -7,10 +7,11 @@ import (
 	"testing"
 
 	"github.com/sealpack/sealpack/generator"
+	"github.com/sealpack/sealpack/generator/internal/testreg"
 )
 
 func TestHelmChartImagesFollowValues(t *testing.T) {
-	dir := copyContext(t, "../testdata/build/helm", "reg.example:5000")
+	dir := testreg.CopyContext(t, "../testdata/build/helm", "reg.example:5000")
 	found, err := generator.Discover(context.Background(), generator.Options{Kubefile: filepath.Join(dir, "Kubefile")})
 	if err != nil {
 		t.Fatal(err)

@@ -14,31 +14,6 @@ import (
 	"github.com/sealpack/sealpack/generator/internal/testreg"
 )
 
-// copyContext copies a testdata build context, replacing REGISTRY with host.
-func copyContext(t *testing.T, src, host string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if e.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		fi, _ := e.Info()
-		return os.WriteFile(filepath.Join(dst, rel), bytes.ReplaceAll(b, []byte("REGISTRY"), []byte(host)), fi.Mode())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 func TestBuildFetchesImagesAndRebuildHitsCache(t *testing.T) {
 	reg := testreg.Start(t)
 	reg.Push(t, "web/server:1.0", testreg.Image(t, "amd64", 2, 4096))
@@ -47,7 +22,7 @@ func TestBuildFetchesImagesAndRebuildHitsCache(t *testing.T) {
 	extra := reg.Push(t, "extra/cli:3", testreg.Image(t, "amd64", 1, 512))
 	reg.Requests()
 
-	dir := copyContext(t, "../testdata/build/images", reg.Host)
+	dir := testreg.CopyContext(t, "../testdata/build/images", reg.Host)
 	stub := []byte("#!/bin/sh\nexit 0\n")
 	cache := t.TempDir()
 	var progress bytes.Buffer

@@ -68,7 +68,7 @@ func TestMergeThreeBases(t *testing.T) {
 		"etc/shared.conf": "from base", "bin/kubeadm": "k", "application/apps/calico/calico.yaml": "kind: x",
 	}, nil, nil, map[string]string{generator.SealerExtension: string(ext)}))
 
-	dir := copyContext(t, "../testdata/build/merge", reg.Host)
+	dir := testreg.CopyContext(t, "../testdata/build/merge", reg.Host)
 	net := clusterImage(t, "amd64", map[string]string{"etc/net.conf": "net"}, []string{"SHARED=net", "NET=1"},
 		map[string]string{generator.ConfigLabel: `{"apps":[{"name":"web","type":"kube","paths":["application/apps/web/web.yaml"]}],"labels":{"tier":"net"}}`}, nil)
 	lp, err := layout.Write(filepath.Join(dir, "layout"), empty.Index)

@@ -18,30 +18,6 @@ import (
 	"github.com/sealpack/sealpack/generator/store"
 )
 
-// copyContext copies a testdata build context, replacing REGISTRY with host.
-func copyContext(t *testing.T, src, host string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if e.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), bytes.ReplaceAll(b, []byte("REGISTRY"), []byte(host)), 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // genEnv runs gen with its own XDG folders.
 type genEnv struct {
 	t   *testing.T
@@ -98,8 +74,8 @@ func TestStoredClusterImage(t *testing.T) {
 	extra := reg.Push(t, "extra/new:1", testreg.Image(t, "amd64", 1, 1024))
 	reg.Requests()
 	g := newGenEnv(t)
-	base := copyContext(t, "../../testdata/build/store/base", reg.Host)
-	app := copyContext(t, "../../testdata/build/store/app", reg.Host)
+	base := testreg.CopyContext(t, "../../testdata/build/store/base", reg.Host)
+	app := testreg.CopyContext(t, "../../testdata/build/store/app", reg.Host)
 	stub := filepath.Join(t.TempDir(), "stub")
 	os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755)
 
