@@ -210,7 +210,9 @@ func TestSSHLogins(t *testing.T) {
 	}
 }
 
-func TestSSHCommandTimeoutsAndErrors(t *testing.T) {
+// dialKeyServer starts a server that takes one key and connects to it.
+func dialKeyServer(t *testing.T) *Conn {
+	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	sshPub, _ := ssh.NewPublicKey(pub)
 	srv := newSSHServer(t, "", sshPub)
@@ -219,9 +221,14 @@ func TestSSHCommandTimeoutsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestSSHCommandTimeoutsAndErrors(t *testing.T) {
+	c := dialKeyServer(t)
 	start := time.Now()
-	_, err = c.Output(context.Background(), "sleep 30", 300*time.Millisecond)
+	_, err := c.Output(context.Background(), "sleep 30", 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "timed out") || time.Since(start) > 5*time.Second {
 		t.Errorf("a hung command: err %v after %v, want a timeout", err, time.Since(start))
 	}
@@ -245,15 +252,7 @@ func TestSSHCommandTimeoutsAndErrors(t *testing.T) {
 // A script's stdout and stderr arrive on two goroutines at once: every line
 // of both must come out whole, as Log events, and nothing may crash.
 func TestScriptOutputFromBothStreams(t *testing.T) {
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	sshPub, _ := ssh.NewPublicKey(pub)
-	srv := newSSHServer(t, "", sshPub)
-	node := srv.node(t, cluster.SSH{PrivateKey: writeKey(t, priv, "")})
-	c, err := Dial(context.Background(), node, &HostKeyPolicy{KnownHosts: knownHostsFor(t, srv)}, &sync.Mutex{}, Timeouts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialKeyServer(t)
 	var mu sync.Mutex
 	lines := map[string]bool{}
 	e := &Engine{opts: Options{Timeouts: Timeouts{}.withDefaults(), Sink: SinkFunc(func(ev Event) {
@@ -265,7 +264,7 @@ func TestScriptOutputFromBothStreams(t *testing.T) {
 	})}}
 	const n = 3000
 	script := fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo out-$i; echo err-$i >&2; i=$((i+1)); done; exit 7", n)
-	err = e.runScript(context.Background(), c, "test", "both streams", t.TempDir(), nil, script)
+	err := e.runScript(context.Background(), c, "test", "both streams", t.TempDir(), nil, script)
 	var ce *CommandError
 	if !errors.As(err, &ce) || ce.Status != 7 || !strings.Contains(ce.Stderr, fmt.Sprintf("-%d", n-1)) {
 		t.Errorf("error = %v, want exit 7 with the last lines", err)
