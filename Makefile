@@ -65,11 +65,17 @@ clean:
 
 # The kubernetes base cluster image kubernetes:v1.37.2 in gen's local store (images/kubernetes).
 # Binaries, Debian packages and container images are cached under $(SEALPACK_CACHE)/k8s/VERSION.
+# SOURCE=release: the official release binaries and images instead (scripts/k8s/base-image.sh).
 SEALPACK_CACHE ?= /var/cache/sealpack
 base-image: gen
 	SEALPACK_CACHE=$(SEALPACK_CACHE) SOURCE=$(SOURCE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/base-image.sh
 
+# SOURCE=release against loopback stand-ins for dl.k8s.io and registry.k8s.io (no internet needed);
+# serves the module build's binaries and images, so it runs after base-image.
+test-base-image-release: gen
+	SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/test-release-source.sh
+
 # Real cluster on systemd-nspawn hosts (scripts/k8s/e2e.sh); not part of .ci/run yet.
 e2e-kubernetes: base-image
 	SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/e2e.sh
-.PHONY: base-image e2e-kubernetes
+.PHONY: base-image test-base-image-release e2e-kubernetes

@@ -6,6 +6,11 @@
 //	imgtool serve -layout DIR [-addr 127.0.0.1:5055] -- CMD [ARG...]
 //	    an in-memory registry on ADDR holding every named image of DIR at ADDR/REPO:TAG while CMD
 //	    runs; exits with CMD's status. CMD gets IMGTOOL_REGISTRY=ADDR and IMGTOOL_IMAGES (the refs).
+//	imgtool files -root DIR [-addr 127.0.0.1:0] -- CMD [ARG...]
+//	    DIR as static files over plain HTTP on ADDR while CMD runs (a stand-in for dl.k8s.io in
+//	    scripts/k8s/test-release-source.sh); exits with CMD's status. CMD gets IMGTOOL_FILES=http://ADDR.
+//
+// A port of 0 picks a free one; the address given to CMD is the one actually listened on.
 package main
 
 import (
@@ -43,7 +48,7 @@ const refAnnotation = "org.opencontainers.image.ref.name"
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: imgtool build|serve ..."))
+		fail(errors.New("usage: imgtool build|serve|files ..."))
 	}
 	var err error
 	switch os.Args[1] {
@@ -51,6 +56,8 @@ func main() {
 		err = build(os.Args[2:])
 	case "serve":
 		err = serve(os.Args[2:])
+	case "files":
+		err = files(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -208,10 +215,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
-	srv.ErrorLog = nil
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
+	host := ln.Addr().String()
+	stop := start(ln, registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer stop()
 	var refs []string
 	for _, d := range im.Manifests {
 		rn := d.Annotations[refAnnotation]
@@ -222,7 +228,7 @@ func serve(args []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := name.ParseReference(*addr+"/"+rn, name.Insecure)
+		r, err := name.ParseReference(host+"/"+rn, name.Insecure)
 		if err != nil {
 			return err
 		}
@@ -232,8 +238,39 @@ func serve(args []string) error {
 		refs = append(refs, r.String())
 	}
 	sort.Strings(refs)
-	cmd := exec.Command(fl.Arg(0), fl.Args()[1:]...)
+	return run(fl.Args(), "IMGTOOL_REGISTRY="+host, "IMGTOOL_IMAGES="+strings.Join(refs, " "))
+}
+
+func files(args []string) error {
+	fl := flag.NewFlagSet("files", flag.ExitOnError)
+	root := fl.String("root", "", "folder to serve")
+	addr := fl.String("addr", "127.0.0.1:0", "listen address")
+	fl.Parse(args)
+	if *root == "" || fl.NArg() == 0 {
+		return errors.New("files needs -root and a command after --")
+	}
+	if fi, err := os.Stat(*root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("files: %s is not a folder", *root)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer start(ln, http.FileServer(http.Dir(*root)))()
+	return run(fl.Args(), "IMGTOOL_FILES=http://"+ln.Addr().String())
+}
+
+// start serves h on ln in the background; the returned func stops it.
+func start(ln net.Listener, h http.Handler) func() {
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln)
+	return func() { srv.Shutdown(context.Background()) }
+}
+
+// run runs argv with the caller's stdio and environment plus env.
+func run(argv []string, env ...string) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "IMGTOOL_REGISTRY="+*addr, "IMGTOOL_IMAGES="+strings.Join(refs, " "))
+	cmd.Env = append(os.Environ(), env...)
 	return cmd.Run()
 }
