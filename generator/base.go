@@ -16,9 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/generator/images"
@@ -63,11 +61,12 @@ func (o *Options) openBase(ctx context.Context, b kubefile.Base) (*base, error) 
 		err     error
 		carried []images.Pulled
 	)
+	// oci:DIR[:NAME] and docker-archive:FILE[:REF] are read from the build
+	// context, as COPY reads, by the code that reads gen --image's.
+	local, isLocal := images.ParseLocal(b.Ref, o.Context)
 	switch {
-	case strings.HasPrefix(b.Ref, "oci:"):
-		img, err = fromLayout(o.contextRel(strings.TrimPrefix(b.Ref, "oci:")), platform)
-	case strings.HasPrefix(b.Ref, "docker-archive:"):
-		img, err = tarball.ImageFromPath(o.contextRel(strings.TrimPrefix(b.Ref, "docker-archive:")), nil)
+	case isLocal:
+		img, err = local.Image(platform)
 	default:
 		var st *stored
 		if st, err = o.fromStore(b.Ref); err != nil || st != nil {
@@ -137,64 +136,6 @@ func (o *Options) fromStore(ref string) (*stored, error) {
 		return nil, err
 	}
 	return &stored{img: i.V1(), carried: carried}, nil
-}
-
-// contextRel reads a relative oci: or docker-archive: path from the build
-// context, as COPY does.
-func (o *Options) contextRel(p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(o.Context, p)
-}
-
-// fromLayout picks TAG (org.opencontainers.image.ref.name), or the only
-// image, from an OCI layout, choosing by platform inside an index.
-func fromLayout(spec string, platform v1.Platform) (v1.Image, error) {
-	dir, tag := spec, ""
-	if i := strings.LastIndex(spec, ":"); i > strings.LastIndex(spec, "/") {
-		dir, tag = spec[:i], spec[i+1:]
-	}
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("OCI layout %s: %w", dir, err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		return nil, err
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	var picked []v1.Descriptor
-	for _, d := range im.Manifests {
-		n := d.Annotations["org.opencontainers.image.ref.name"]
-		if tag == "" || n == tag || strings.HasSuffix(n, ":"+tag) {
-			picked = append(picked, d)
-		}
-	}
-	if len(picked) != 1 {
-		return nil, fmt.Errorf("OCI layout %s: %d images match %q; name one with oci:DIR:TAG", dir, len(picked), tag)
-	}
-	d := picked[0]
-	if d.MediaType.IsIndex() {
-		child, err := idx.ImageIndex(d.Digest)
-		if err != nil {
-			return nil, err
-		}
-		cm, err := child.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cm.Manifests {
-			if c.Platform != nil && c.Platform.OS == platform.OS && c.Platform.Architecture == platform.Architecture {
-				return child.Image(c.Digest)
-			}
-		}
-		return nil, fmt.Errorf("OCI layout %s: no image for %s", dir, platform)
-	}
-	return idx.Image(d.Digest)
 }
 
 // sealerExtension is the part of Sealer's image extension we read.

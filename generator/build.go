@@ -49,8 +49,10 @@ type Options struct {
 	// Warnings receives deprecation and other notes for the user; may be nil.
 	Warnings io.Writer
 
-	// Images are added to those discovered (gen --image); ExcludeImages
-	// are dropped (a reference without tag drops every tag).
+	// Images are added to those discovered (gen --image: a reference,
+	// oci:DIR[:NAME] or docker-archive:FILE[:REF], each maybe renamed with
+	// =DEST; see images.ExtraImages); ExcludeImages are dropped (a
+	// reference without tag drops every tag).
 	Images, ExcludeImages []string
 	// Insecure registries are reached over plain HTTP (loopback always is).
 	Insecure []string
@@ -237,8 +239,9 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases 
 	if err != nil {
 		return err
 	}
-	// Images the FROM images carry come from the store; only the others
-	// are fetched. A later base's copy of a name wins.
+	// Images read from local files (--image oci:DIR) come from them,
+	// those the FROM images carry from the store (a later base's copy of a
+	// name wins); only the others are fetched.
 	carried := map[string]images.Pulled{}
 	for _, bs := range bases {
 		for _, p := range bs.carried {
@@ -250,12 +253,16 @@ func buildInto(ctx context.Context, opts Options, res *kubefile.Resolved, bases 
 		return err
 	}
 	var refs []images.Ref
+	var local []images.Pulled
 	for _, f := range found {
-		if _, ok := carried[f.Ref.Name]; !ok {
+		switch _, ok := carried[f.Ref.Name]; {
+		case f.Local != nil:
+			local = append(local, *f.Local)
+			delete(carried, f.Ref.Name)
+		case !ok:
 			refs = append(refs, f.Ref)
 		}
 	}
-	var local []images.Pulled
 	for _, p := range carried {
 		if !excluded(p.Ref) {
 			local = append(local, p)
@@ -353,6 +360,7 @@ func (b *builder) discover(ctx context.Context) ([]images.Found, error) {
 	return images.Discover(ctx, images.DiscoverOptions{
 		Root: b.work, Extra: b.opts.Images, Exclude: b.opts.ExcludeImages,
 		Insecure: b.opts.insecure(), Render: renderChart,
+		Platform: v1.Platform{OS: "linux", Architecture: b.opts.Arch},
 	})
 }
 

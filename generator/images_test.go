@@ -3,13 +3,22 @@ package generator_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/generator"
 	"github.com/sealpack/sealpack/generator/internal/testreg"
 )
@@ -89,5 +98,123 @@ func TestBuildFetchesImagesAndRebuildHitsCache(t *testing.T) {
 	want := "manifests/imageList:2:1 (imageList) manifests/app.yaml:10:18 (Deployment/web container web) manifests/app.yaml:12:18 (Deployment/web container sidecar)"
 	if got := strings.Join(where, " "); got != want {
 		t.Errorf("discover: %s\nwant %s", got, want)
+	}
+}
+
+// loopbackOnly refuses requests to any host but the test registry's, so a
+// build that tries Docker Hub fails at once instead of reaching out.
+type loopbackOnly struct {
+	host string
+	mu   sync.Mutex
+	hits []string // refused hosts
+}
+
+func (l *loopbackOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != l.host {
+		l.mu.Lock()
+		l.hits = append(l.hits, r.URL.Host)
+		l.mu.Unlock()
+		return nil, fmt.Errorf("test: no requests to %s", r.URL.Host)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestBuildLocalAndRenamedImages(t *testing.T) {
+	reg := testreg.Start(t)
+	httpd := testreg.Image(t, "amd64", 2, 1024)
+	reg.Push(t, "e2e/httpd:v1", httpd)
+	tool := testreg.Image(t, "amd64", 1, 512)
+	dir := t.TempDir()
+	lp, err := layout.Write(filepath.Join(dir, "layout"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(tool, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "1.0"})); err != nil {
+		t.Fatal(err)
+	}
+	cli := testreg.Image(t, "amd64", 1, 256)
+	archive := filepath.Join(dir, "cli.tar")
+	if err := tarball.WriteToFile(archive, name.MustParseReference("acme/cli:3"), cli); err != nil {
+		t.Fatal(err)
+	}
+	reg.Requests()
+
+	for _, tc := range []struct {
+		name      string
+		manifest  []string // the images the manifest names (REGISTRY is the test registry)
+		images    []string // --image
+		want      map[string]v1.Image
+		requested string // every registry request is about this repository; "" for none
+	}{
+		{name: "registry rename", manifest: []string{"docker.io/e2e/httpd:v1"},
+			images:    []string{"REGISTRY/e2e/httpd:v1=docker.io/e2e/httpd:v1"},
+			want:      map[string]v1.Image{"docker.io/e2e/httpd:v1": httpd},
+			requested: "e2e/httpd"},
+		{name: "layout renamed onto a manifest's name", manifest: []string{"REGISTRY/e2e/tool:1.0"},
+			images: []string{"oci:" + filepath.Join(dir, "layout") + "=REGISTRY/e2e/tool:1.0"},
+			want:   map[string]v1.Image{"REGISTRY/e2e/tool:1.0": tool}},
+		{name: "archive under its own name", manifest: []string{"acme/cli:3"},
+			images: []string{"docker-archive:" + archive},
+			want:   map[string]v1.Image{"docker.io/acme/cli:3": cli}},
+		{name: "all at once", manifest: []string{"docker.io/e2e/httpd:v1", "REGISTRY/e2e/tool:1.0", "docker.io/acme/cli:3"},
+			images: []string{"REGISTRY/e2e/httpd:v1=docker.io/e2e/httpd:v1", "oci:" + filepath.Join(dir, "layout") + ":1.0=REGISTRY/e2e/tool:1.0",
+				"docker-archive:" + archive + ":acme/cli:3"},
+			want:      map[string]v1.Image{"docker.io/e2e/httpd:v1": httpd, "REGISTRY/e2e/tool:1.0": tool, "docker.io/acme/cli:3": cli},
+			requested: "e2e/httpd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctxDir := t.TempDir()
+			var yaml strings.Builder
+			yaml.WriteString("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n")
+			for i, im := range tc.manifest {
+				fmt.Fprintf(&yaml, "  - {name: c%d, image: %q}\n", i, strings.ReplaceAll(im, "REGISTRY", reg.Host))
+			}
+			os.MkdirAll(filepath.Join(ctxDir, "manifests"), 0o755)
+			os.WriteFile(filepath.Join(ctxDir, "manifests", "pod.yaml"), []byte(yaml.String()), 0o644)
+			os.WriteFile(filepath.Join(ctxDir, "Kubefile"), []byte("FROM scratch\nCOPY manifests /manifests\n"), 0o644)
+			var args []string
+			for _, a := range tc.images {
+				args = append(args, strings.ReplaceAll(a, "REGISTRY", reg.Host))
+			}
+			tr := &loopbackOnly{host: reg.Host}
+			opts := generator.Options{
+				Kubefile: filepath.Join(ctxDir, "Kubefile"), Output: filepath.Join(t.TempDir(), "a.run"), Arch: "amd64",
+				Stub: []byte("#!/bin/sh\n"), CacheDir: t.TempDir(), StoreDir: t.TempDir(), Images: args, Transport: tr,
+			}
+			res, err := generator.Build(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tr.hits) > 0 {
+				t.Errorf("requests to %v", tr.hits)
+			}
+			for _, q := range reg.Requests() {
+				if q != "GET /v2/" && (tc.requested == "" || !strings.HasPrefix(q[strings.Index(q, " ")+1:], "/v2/"+tc.requested+"/")) {
+					t.Errorf("registry request %q, want only %q ones", q, tc.requested)
+				}
+			}
+			b, err := bundle.Open(opts.Output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			got, want := map[string]string{}, map[string]string{}
+			for _, im := range res.Index.Images {
+				got[im.Name] = im.Digest
+				raw, _, err := b.OpenBlob(im.Digest)
+				if err != nil {
+					t.Fatalf("%s: %v", im.Name, err)
+				}
+				if _, err := io.Copy(io.Discard, raw); err != nil {
+					t.Fatalf("%s: %v", im.Name, err)
+				}
+			}
+			for n, img := range tc.want {
+				want[strings.ReplaceAll(n, "REGISTRY", reg.Host)] = testreg.Digest(t, img)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("bundled %v\nwant %v", got, want)
+			}
+		})
 	}
 }

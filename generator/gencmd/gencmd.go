@@ -81,6 +81,14 @@ func build(ctx context.Context, io *IO, args []string) error {
 Builds one self-contained installer from a Kubefile. CONTEXT, the folder COPY
 and APP sources are read from, defaults to the Kubefile's folder.
 
+--image adds a container image to those the manifests, charts and imageList
+files name: a registry REF; oci:DIR[:NAME], every image of an OCI layout named
+by an org.opencontainers.image.ref.name annotation, or the one named NAME;
+docker-archive:FILE[:REF], every tagged image of a docker save tarball, or REF.
+SRC=DEST bundles SRC under the name DEST (a bare-tag name needs one); an image
+the manifests name DEST is then taken from SRC, never fetched. Local images
+are read for --arch and every blob is digest-checked.
+
 Other commands:
   gen build -f Kubefile -t NAME:TAG [CONTEXT]
                             store a cluster image (with its container images) for FROM NAME:TAG
@@ -210,7 +218,7 @@ func addCommonFlags(fs *pflag.FlagSet) *commonFlags {
 		file:          fs.StringP("file", "f", "Kubefile", "the Kubefile to build"),
 		arch:          fs.String("arch", "amd64", "target architecture: amd64 or arm64"),
 		buildArgs:     fs.StringArray("build-arg", nil, "set an ARG: KEY=VALUE (repeatable)"),
-		images:        fs.StringArray("image", nil, "also bundle this container image (repeatable)"),
+		images:        fs.StringArray("image", nil, "also bundle this container image: REF, oci:DIR[:NAME] or docker-archive:FILE[:REF], each maybe =DEST to bundle it as DEST (repeatable)"),
 		exclude:       fs.StringArray("exclude-image", nil, "leave out this image; without a tag, every tag of its repository (repeatable)"),
 		insecure:      fs.StringArray("insecure-registry", nil, "reach this registry HOST[:PORT] over plain HTTP (repeatable)"),
 		offline:       fs.Bool("offline", false, "fetch nothing: resolve tags and read blobs from the local cache only"),

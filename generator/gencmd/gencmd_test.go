@@ -180,3 +180,25 @@ func TestExtractRefusesTraversal(t *testing.T) {
 		})
 	}
 }
+
+func TestImageFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	kf := filepath.Join(dir, "Kubefile")
+	os.WriteFile(kf, []byte("FROM scratch\n"), 0o644)
+	stub := filepath.Join(dir, "stub")
+	os.WriteFile(stub, []byte("#!/bin/sh\n"), 0o755)
+	for _, tc := range []struct{ image, want string }{
+		{"oci:/nope", "gen: --image oci:/nope: open /nope/index.json: no such file or directory"},
+		{"docker-archive:/nope.tar:x:1", "gen: --image docker-archive:/nope.tar:x:1: open /nope.tar: no such file or directory"},
+		{"oci:/nope=", "gen: --image oci:/nope=: expected SRC=DEST"},
+		{"UP=x:1", `gen: --image UP=x:1: invalid image reference "UP"`},
+	} {
+		for _, cmd := range [][]string{{"-o", filepath.Join(dir, "out.run"), "--stub", stub}, {"images", "--discover"}} {
+			args := append(append(cmd, "-f", kf, "--image", tc.image), dir)
+			_, e, code := gen(t, args...)
+			if code != 1 || !strings.HasPrefix(e, tc.want) {
+				t.Errorf("gen %q: exit %d, stderr %q; want %q", args, code, e, tc.want)
+			}
+		}
+	}
+}

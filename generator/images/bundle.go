@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,10 +30,33 @@ func AddToBundle(ctx context.Context, w *bundle.Writer, c *Cache, pulled []Pulle
 	return nil
 }
 
+// BlobSource holds an image's manifest and blobs: the fetch cache, a
+// stored cluster image's blobs, or a local file (gen --image oci:DIR).
+type BlobSource interface {
+	// OpenBlob opens a blob; the bundle writer checks its digest.
+	OpenBlob(ctx context.Context, digest string) (io.ReadCloser, error)
+	// Corrupt is the error to report when the blob's content did not
+	// match digest (err says how); a cache drops the entry.
+	Corrupt(digest string, err error) error
+}
+
+var _ BlobSource = (*Cache)(nil)
+
+// OpenBlob opens a cached blob.
+func (c *Cache) OpenBlob(_ context.Context, digest string) (io.ReadCloser, error) {
+	return c.Open(digest)
+}
+
+// Corrupt removes the corrupt entry, so that a rerun fetches it again.
+func (c *Cache) Corrupt(digest string, err error) error {
+	_ = c.Remove(digest)
+	return fmt.Errorf("cached blob %s is corrupt and was removed; build again to fetch it: %w", digest, err)
+}
+
 // AddImage copies one pulled image's blobs, then its manifest, from the
 // cache (or p.Source) into the bundle, and records it.
 func AddImage(ctx context.Context, w *bundle.Writer, c *Cache, p Pulled) error {
-	src := c
+	var src BlobSource = c
 	if p.Source != nil {
 		src = p.Source
 	}
@@ -50,11 +74,11 @@ func AddImage(ctx context.Context, w *bundle.Writer, c *Cache, p Pulled) error {
 	})
 }
 
-func addCached(ctx context.Context, w *bundle.Writer, c *Cache, digest, mediaType string) error {
+func addCached(ctx context.Context, w *bundle.Writer, src BlobSource, digest, mediaType string) error {
 	if w.HasBlob(digest) {
 		return nil
 	}
-	f, err := c.Open(digest)
+	f, err := src.OpenBlob(ctx, digest)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", digest, err)
 	}
@@ -62,8 +86,7 @@ func addCached(ctx context.Context, w *bundle.Writer, c *Cache, digest, mediaTyp
 	if _, err := w.AddBlob(ctx, f, digest, mediaType); err != nil {
 		var de *bundle.DigestError
 		if errors.As(err, &de) {
-			_ = c.Remove(digest)
-			return fmt.Errorf("cached blob %s is corrupt and was removed; build again to fetch it: %w", digest, err)
+			return src.Corrupt(digest, err)
 		}
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -42,6 +43,9 @@ func (s Source) String() string {
 type Found struct {
 	Ref     Ref
 	Sources []Source
+	// Local is the image when gen --image read it from a local file:
+	// nothing is fetched for it.
+	Local *Pulled
 }
 
 // RenderFunc renders the Helm chart in dir (a path on disk) with its default
@@ -53,8 +57,13 @@ type RenderFunc func(ctx context.Context, dir string) (map[string]string, error)
 type DiscoverOptions struct {
 	// Root is the merged rootfs of the cluster image on disk.
 	Root string
-	// Extra are references given on the command line (gen --image).
+	// Extra are images given on the command line (gen --image: a
+	// reference, oci:DIR[:NAME], docker-archive:FILE[:REF], each maybe
+	// renamed with =DEST; see ExtraImages). They come first: an image found
+	// in the rootfs under a name they supply is theirs.
 	Extra []string
+	// Platform is the target, for local files' indexes; linux/amd64 when empty.
+	Platform v1.Platform
 	// Exclude drops images: a reference without tag or digest drops every
 	// tag of that repository.
 	Exclude []string
@@ -73,12 +82,14 @@ func SearchRoots() []string { return []string{"manifests", "application", "chart
 // An invalid reference where an image must be is an error naming its place.
 func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 	d := &discoverer{opts: opts, byName: map[string]*Found{}}
-	for _, s := range opts.Extra {
-		r, err := ParseRef(s, opts.Insecure)
-		if err != nil {
-			return nil, fmt.Errorf("--image: %w", err)
+	extras, err := ExtraImages(ctx, opts.Extra, opts.Platform, opts.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range extras {
+		if err := d.addExtra(e); err != nil {
+			return nil, err
 		}
-		d.add(r, Source{File: "--image"})
 	}
 	for _, top := range SearchRoots() {
 		if err := d.walk(ctx, top); err != nil {
@@ -135,6 +146,31 @@ func excludeMatcher(s string, insecure map[string]bool) (func(Ref) bool, error) 
 type discoverer struct {
 	opts   DiscoverOptions
 	byName map[string]*Found
+}
+
+// addExtra adds an --image value's image; two values may name the same
+// image only when they supply the same thing.
+func (d *discoverer) addExtra(e Extra) error {
+	s := Source{File: "--image"}
+	if e.Local != nil || e.Renamed() {
+		s.How = e.Arg
+	}
+	if f, ok := d.byName[e.Ref.Name]; ok {
+		prev := f.Sources[0].How
+		if prev == "" {
+			prev = f.Ref.Name
+		}
+		sameRegistry := f.Local == nil && e.Local == nil && f.Ref.Source().Name == e.Ref.Source().Name
+		sameImage := f.Local != nil && e.Local != nil && f.Local.Digest == e.Local.Digest
+		if !sameRegistry && !sameImage {
+			return fmt.Errorf("--image %s: %s is also given by --image %s", e.Arg, e.Ref.Name, prev)
+		}
+	}
+	d.add(e.Ref, s)
+	if e.Local != nil {
+		d.byName[e.Ref.Name].Local = e.Local
+	}
+	return nil
 }
 
 func (d *discoverer) add(r Ref, s Source) {

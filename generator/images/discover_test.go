@@ -86,11 +86,40 @@ func TestDiscoverErrors(t *testing.T) {
 	}{
 		{root: "../../testdata/images/bad-workload", want: `manifests/bad.yaml:10:18: Deployment/web container "nginx": invalid image reference`},
 		{root: "../../testdata/images/bad-list", want: `imageList:3:1: invalid image reference "bad image name"`},
-		{root: "../../testdata/images/bad-list", extra: []string{"UP"}, want: `--image: invalid image reference "UP"`},
+		{root: "../../testdata/images/bad-list", extra: []string{"UP"}, want: `--image UP: invalid image reference "UP"`},
+		{root: "../../testdata/images/rootfs", extra: []string{"a/b:1=x:1", "c/d:1=x:1"}, want: `--image c/d:1=x:1: docker.io/library/x:1 is also given by --image a/b:1=x:1`},
 	} {
 		_, err := Discover(context.Background(), DiscoverOptions{Root: tc.root, Extra: tc.extra})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.root, err, tc.want)
 		}
 	}
+}
+
+func TestDiscoverRenameSuppliesManifestImage(t *testing.T) {
+	found, err := Discover(context.Background(), DiscoverOptions{
+		Root:  "../../testdata/images/rootfs",
+		Extra: []string{"127.0.0.1:5000/mirror/nginx:1.27=nginx:1.27"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range found {
+		if f.Ref.Name != "docker.io/library/nginx:1.27" {
+			continue
+		}
+		var where []string
+		for _, s := range f.Sources {
+			where = append(where, s.String())
+		}
+		if got := f.Ref.Source().Name; got != "127.0.0.1:5000/mirror/nginx:1.27" {
+			t.Errorf("fetched from %s, want the rename's source", got)
+		}
+		want := "--image (127.0.0.1:5000/mirror/nginx:1.27=nginx:1.27); manifests/workloads.yaml:14:18 (Deployment/web container nginx); manifests/workloads.yaml:40:14 (Pod/debug ephemeralContainer dbg)"
+		if got := strings.Join(where, "; "); got != want {
+			t.Errorf("sources = %s\nwant %s", got, want)
+		}
+		return
+	}
+	t.Fatal("nginx:1.27 not found")
 }

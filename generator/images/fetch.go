@@ -57,8 +57,9 @@ type Pulled struct {
 	// Fetched counts the bytes this run downloaded for the image's blobs.
 	Fetched int64
 	// Source holds the blobs when they are not in the fetch cache (an
-	// image carried by a stored cluster image); nil means the cache.
-	Source *Cache
+	// image carried by a stored cluster image, or read from a local file
+	// by gen --image oci:DIR); nil means the cache.
+	Source BlobSource
 }
 
 // Fetch brings every image's platform manifest, config and layers into the
@@ -185,7 +186,7 @@ func (f *fetcher) resolveAll(ctx context.Context, refs []Ref) ([]Pulled, error) 
 		g.Go(func() error {
 			p, err := f.resolve(gctx, r)
 			if err != nil {
-				return fmt.Errorf("%s: %w", r.Name, err)
+				return fmt.Errorf("%s: %w", r.describe(), err)
 			}
 			out[i] = p
 			return nil
@@ -236,9 +237,11 @@ func sniff(b []byte) types.MediaType {
 
 // resolve finds the digest a reference names for the target platform and
 // makes sure its manifests are cached. Only a tag needs the registry when
-// everything else is cached: a HEAD request.
+// everything else is cached: a HEAD request. A renamed reference is
+// resolved, and its tag recorded, under its source's name.
 func (f *fetcher) resolve(ctx context.Context, r Ref) (Pulled, error) {
 	p := Pulled{Ref: r}
+	r = r.Source()
 	top := r.Digest
 	if top == "" {
 		if f.o.Offline {
@@ -335,12 +338,17 @@ func pickPlatform(idx *v1.IndexManifest, want v1.Platform) (v1.Descriptor, error
 			continue
 		}
 		seen = append(seen, d.Platform.String())
-		if d.Platform.OS == want.OS && d.Platform.Architecture == want.Architecture &&
-			(want.Variant == "" || d.Platform.Variant == want.Variant) {
+		if platformMatches(*d.Platform, want) {
 			return d, nil
 		}
 	}
 	return v1.Descriptor{}, fmt.Errorf("no manifest for %s (the index has %v)", want, seen)
+}
+
+// platformMatches says whether an image for p runs on want: same OS and
+// architecture, and the same variant when want names one.
+func platformMatches(p, want v1.Platform) bool {
+	return p.OS == want.OS && p.Architecture == want.Architecture && (want.Variant == "" || p.Variant == want.Variant)
 }
 
 // fetchBlobs downloads each missing blob once, however many images share it.
@@ -367,9 +375,9 @@ func (f *fetcher) fetchBlobs(ctx context.Context, pulled []Pulled, ready func(in
 				continue
 			}
 			if f.o.Offline {
-				return fmt.Errorf("%s: --offline: blob %s (%s) is not in the cache", p.Ref.Name, d.Digest, progress.Bytes(d.Size))
+				return fmt.Errorf("%s: --offline: blob %s (%s) is not in the cache", p.Ref.describe(), d.Digest, progress.Bytes(d.Size))
 			}
-			jobs[d.Digest] = &job{desc: d, repo: p.Ref.Reference().Context(), owners: []int{i}}
+			jobs[d.Digest] = &job{desc: d, repo: p.Ref.Source().Reference().Context(), owners: []int{i}}
 			order = append(order, d.Digest)
 			left[i].Add(1)
 		}
@@ -451,14 +459,14 @@ func (f *fetcher) checkPlatform(p *Pulled) error {
 	}
 	b, err := f.o.Cache.ReadSmall(p.Blobs[0].Digest.String())
 	if err != nil {
-		return fmt.Errorf("%s: config: %w", p.Ref.Name, err)
+		return fmt.Errorf("%s: config: %w", p.Ref.describe(), err)
 	}
 	var c struct{ OS, Architecture string }
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil // not an image config we understand (an artifact): keep it
 	}
 	if c.Architecture != "" && (c.OS != f.o.Platform.OS || c.Architecture != f.o.Platform.Architecture) {
-		return fmt.Errorf("%s: image is for %s/%s, the target is %s", p.Ref.Name, c.OS, c.Architecture, f.o.Platform)
+		return fmt.Errorf("%s: image is for %s/%s, the target is %s", p.Ref.describe(), c.OS, c.Architecture, f.o.Platform)
 	}
 	return nil
 }

@@ -22,6 +22,9 @@ type Ref struct {
 	Tag        string // empty when only a digest is given
 	Digest     string // sha256:..., when pinned
 	ref        name.Reference
+	// src is where the image is fetched from when it is bundled under
+	// another name (gen --image SRC=DEST); nil means ref itself.
+	src *Ref
 }
 
 // ParseRef validates s as a container image reference (Docker's rules:
@@ -76,5 +79,30 @@ func ParseRef(s string, insecure map[string]bool) (Ref, error) {
 
 // Reference is the go-containerregistry form of r.
 func (r Ref) Reference() name.Reference { return r.ref }
+
+// Renamed is dest fetched from src: the registry is asked for src, the
+// bundle carries it as dest.
+func Renamed(src, dest Ref) Ref {
+	src.src = nil
+	dest.src = &src
+	return dest
+}
+
+// Source is the reference the registry is asked for: r itself, or the
+// source of a rename.
+func (r Ref) Source() Ref {
+	if r.src != nil {
+		return *r.src
+	}
+	return r
+}
+
+// describe names r in messages: "DEST (from SRC)" for a rename.
+func (r Ref) describe() string {
+	if r.src != nil {
+		return r.Name + " (from " + r.src.Name + ")"
+	}
+	return r.Name
+}
 
 func (r Ref) String() string { return r.Name }
