@@ -91,6 +91,9 @@ func extraImage(arg string, platform v1.Platform, insecure map[string]bool) ([]E
 		if err != nil {
 			return nil, err
 		}
+		if r.Digest != "" && r.Digest != p.Digest && r.Digest != p.Index {
+			return nil, fmt.Errorf("%s pins %s, the image is %s", r.Name, r.Digest, p.Digest)
+		}
 		out = append(out, Extra{Arg: arg, Ref: r, Local: &p})
 	}
 	return out, nil

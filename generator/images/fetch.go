@@ -272,6 +272,9 @@ func (f *fetcher) resolve(ctx context.Context, r Ref) (Pulled, error) {
 			}
 		}
 	}
+	if p.Ref.Digest != "" && p.Ref.Digest != top {
+		return p, fmt.Errorf("the rename pins %s, %s is %s", p.Ref.Digest, r.Name, top)
+	}
 	b, err := f.manifest(ctx, r, top)
 	if err != nil {
 		return p, err

@@ -137,3 +137,39 @@ func TestFetchWrongPlatform(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestFetchRenamed(t *testing.T) {
+	reg := testreg.Start(t)
+	img := testreg.Image(t, "amd64", 1, 512)
+	src := parse(t, reg.Push(t, "mirror/web:1", img))[0]
+	d := testreg.Digest(t, img)
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	for _, tc := range []struct{ dest, err string }{
+		{dest: "docker.io/acme/web:1"},
+		{dest: "docker.io/acme/web:1@" + d},
+		{dest: "docker.io/acme/web:1@" + wrong, err: "docker.io/acme/web:1@" + wrong + " (from " + src.Name + "): the rename pins " + wrong + ", " + src.Name + " is " + d},
+	} {
+		t.Run(tc.dest, func(t *testing.T) {
+			dest := parse(t, tc.dest)[0]
+			reg.Requests()
+			pulled, err := images.Fetch(context.Background(), []images.Ref{images.Renamed(src, dest)}, images.FetchOptions{Cache: &images.Cache{Dir: t.TempDir()}})
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := pulled[0]; p.Ref.Name != dest.Name || p.Digest != d {
+				t.Errorf("pulled %s %s, want %s %s", p.Ref.Name, p.Digest, dest.Name, d)
+			}
+			for _, q := range reg.Requests() {
+				if !strings.HasSuffix(q, " /v2/") && !strings.Contains(q, " /v2/mirror/web/") {
+					t.Errorf("request %q is not for the rename's source", q)
+				}
+			}
+		})
+	}
+}

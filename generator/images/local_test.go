@@ -27,10 +27,10 @@ import (
 
 // fixtures are local image files written by a test, and their images.
 type fixtures struct {
-	full, bare, other, archive string // two OCI layouts, one for another arch, a docker save tarball
-	web, amd, arm, ctrd, solo  v1.Image
-	one, two                   v1.Image
-	multiIndex                 string // digest of the multi-platform index
+	full, bare, other, flat, archive string // OCI layouts (flat: one name per platform, no index), a docker save tarball
+	web, amd, arm, ctrd, solo        v1.Image
+	one, two                         v1.Image
+	multiIndex                       string // digest of the multi-platform index
 }
 
 func annotate(n string) layout.Option {
@@ -41,7 +41,7 @@ func writeFixtures(t *testing.T) *fixtures {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixtures{
-		full: filepath.Join(dir, "full"), bare: filepath.Join(dir, "bare"), other: filepath.Join(dir, "other"),
+		full: filepath.Join(dir, "full"), bare: filepath.Join(dir, "bare"), other: filepath.Join(dir, "other"), flat: filepath.Join(dir, "flat"),
 		archive: filepath.Join(dir, "images.tar"),
 		web:     testreg.Image(t, "amd64", 2, 1024), amd: testreg.Image(t, "amd64", 1, 512), arm: testreg.Image(t, "arm64", 1, 512),
 		ctrd: testreg.Image(t, "amd64", 1, 256), solo: testreg.Image(t, "amd64", 1, 256),
@@ -76,6 +76,12 @@ func writeFixtures(t *testing.T) *fixtures {
 	p, err = layout.Write(f.other, empty.Index)
 	must(err)
 	must(p.AppendImage(f.arm, annotate("docker.io/acme/arm:1")))
+	// flat: each platform's manifest at the top level under one name,
+	// without platform descriptors: their configs say which is which.
+	p, err = layout.Write(f.flat, empty.Index)
+	must(err)
+	must(p.AppendImage(f.arm, annotate("docker.io/acme/flat:1")))
+	must(p.AppendImage(f.amd, annotate("docker.io/acme/flat:1")))
 	// archive: one image under two tags, another under one.
 	tags := map[name.Reference]v1.Image{}
 	for n, img := range map[string]v1.Image{"acme/one:1": f.one, "acme/one:latest": f.one, "ghcr.io/acme/two:2": f.two} {
@@ -88,6 +94,12 @@ func writeFixtures(t *testing.T) *fixtures {
 }
 
 func digest(t *testing.T, img v1.Image) string { return testreg.Digest(t, img) }
+
+// digestOf is img's manifest digest, for test tables (random images do not fail).
+func digestOf(img v1.Image) string {
+	d, _ := img.Digest()
+	return d.String()
+}
 
 func TestExtraImages(t *testing.T) {
 	f := writeFixtures(t)
@@ -108,6 +120,8 @@ func TestExtraImages(t *testing.T) {
 		{name: "layout, one by containerd name", args: []string{"oci:" + f.full + ":docker.io/acme/ctrd:3.0"}, want: map[string]v1.Image{"docker.io/acme/ctrd:3.0": f.ctrd}},
 		{name: "layout index for arm64", args: []string{"oci:" + f.full + ":quay.io/acme/multi:2"}, platform: arm64,
 			want: map[string]v1.Image{"quay.io/acme/multi:2": f.arm}, index: f.multiIndex},
+		{name: "layout, one name per platform", args: []string{"oci:" + f.flat}, want: map[string]v1.Image{"docker.io/acme/flat:1": f.amd}},
+		{name: "layout, one name per platform, arm64", args: []string{"oci:" + f.flat}, platform: arm64, want: map[string]v1.Image{"docker.io/acme/flat:1": f.arm}},
 		{name: "layout renamed", args: []string{"oci:" + f.full + ":web:1.0=127.0.0.1:5000/e2e/web:v1"}, want: map[string]v1.Image{"127.0.0.1:5000/e2e/web:v1": f.web}},
 		{name: "bare tag renamed", args: []string{"oci:" + f.bare + "=docker.io/e2e/solo:1"}, want: map[string]v1.Image{"docker.io/e2e/solo:1": f.solo}},
 		{name: "bare tag named and renamed", args: []string{"oci:" + f.bare + ":1.0=solo:1"}, want: map[string]v1.Image{"docker.io/library/solo:1": f.solo}},
@@ -116,6 +130,13 @@ func TestExtraImages(t *testing.T) {
 		{name: "archive, one", args: []string{"docker-archive:" + f.archive + ":ghcr.io/acme/two:2"}, want: map[string]v1.Image{"ghcr.io/acme/two:2": f.two}},
 		{name: "archive, one renamed", args: []string{"docker-archive:" + f.archive + ":acme/one:1=docker.io/e2e/one:v1"}, want: map[string]v1.Image{"docker.io/e2e/one:v1": f.one}},
 
+		{name: "layout renamed and pinned", args: []string{"oci:" + f.full + ":web:1.0=docker.io/e2e/web:v1@" + digestOf(f.web)},
+			want: map[string]v1.Image{"docker.io/e2e/web:v1@" + digestOf(f.web): f.web}},
+		{name: "layout index renamed and pinned to the index", args: []string{"oci:" + f.full + ":quay.io/acme/multi:2=docker.io/e2e/multi:2@" + f.multiIndex},
+			want: map[string]v1.Image{"docker.io/e2e/multi:2@" + f.multiIndex: f.amd}, index: f.multiIndex},
+
+		{name: "pinned to another digest", args: []string{"oci:" + f.full + ":web:1.0=docker.io/e2e/web@sha256:" + strings.Repeat("0", 64)},
+			err: "docker.io/e2e/web@sha256:" + strings.Repeat("0", 64) + " pins sha256:" + strings.Repeat("0", 64) + ", the image is " + digestOf(f.web)},
 		{name: "missing layout", args: []string{"oci:/nope"}, err: "--image oci:/nope: open /nope/index.json: no such file"},
 		{name: "missing archive", args: []string{"docker-archive:/nope.tar"}, err: "--image docker-archive:/nope.tar: open /nope.tar: no such file"},
 		{name: "bare tag without rename", args: []string{"oci:" + f.bare}, err: `the image named "1.0" has no repository (a bare tag); name it with --image oci:` + f.bare + "=REPO:TAG"},
@@ -370,5 +391,30 @@ func rewriteTar(t *testing.T, path, member string, body []byte) {
 	}
 	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestParseLocal(t *testing.T) {
+	tmp := t.TempDir()
+	os.Mkdir(filepath.Join(tmp, "a:b"), 0o755)
+	for _, tc := range []struct {
+		in, dir string
+		want    images.Local
+		ok      bool
+	}{
+		{in: "oci:dir", want: images.Local{Kind: "oci", Path: "dir"}, ok: true},
+		{in: "oci:dir:1.0", want: images.Local{Kind: "oci", Path: "dir", Name: "1.0"}, ok: true},
+		{in: "oci:dir:docker.io/library/nginx:1.27", want: images.Local{Kind: "oci", Path: "dir", Name: "docker.io/library/nginx:1.27"}, ok: true},
+		{in: "docker-archive:a.tar:nginx:1", want: images.Local{Kind: "docker-archive", Path: "a.tar", Name: "nginx:1"}, ok: true},
+		{in: "oci:sub:x", dir: "ctx", want: images.Local{Kind: "oci", Path: "ctx/sub", Name: "x"}, ok: true},
+		{in: "oci:/abs", dir: "ctx", want: images.Local{Kind: "oci", Path: "/abs"}, ok: true},
+		{in: "oci:" + tmp + "/a:b", want: images.Local{Kind: "oci", Path: tmp + "/a:b"}, ok: true},
+		{in: "nginx:1.27"},
+		{in: "ocifoo/bar:1"},
+	} {
+		got, ok := images.ParseLocal(tc.in, tc.dir)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("ParseLocal(%q, %q) = %+v, %v; want %+v, %v", tc.in, tc.dir, got, ok, tc.want, tc.ok)
+		}
 	}
 }
