@@ -66,7 +66,7 @@ func (o *Options) openBase(ctx context.Context, b kubefile.Base) (*base, error) 
 	local, isLocal := images.ParseLocal(b.Ref, o.Context)
 	switch {
 	case isLocal:
-		img, err = local.Image(platform)
+		img, err = local.Image(ctx, platform)
 	default:
 		var st *stored
 		if st, err = o.fromStore(b.Ref); err != nil || st != nil {

@@ -38,7 +38,7 @@ func ExtraImages(ctx context.Context, args []string, platform v1.Platform, insec
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		es, err := extraImage(arg, platform, insecure)
+		es, err := extraImage(ctx, arg, platform, insecure)
 		if err != nil {
 			return nil, fmt.Errorf("--image %s: %w", arg, err)
 		}
@@ -47,7 +47,7 @@ func ExtraImages(ctx context.Context, args []string, platform v1.Platform, insec
 	return out, nil
 }
 
-func extraImage(arg string, platform v1.Platform, insecure map[string]bool) ([]Extra, error) {
+func extraImage(ctx context.Context, arg string, platform v1.Platform, insecure map[string]bool) ([]Extra, error) {
 	src, dest := arg, ""
 	if i := strings.LastIndex(arg, "="); i >= 0 {
 		src, dest = arg[:i], arg[i+1:]
@@ -74,7 +74,7 @@ func extraImage(arg string, platform v1.Platform, insecure map[string]bool) ([]E
 		}
 		return []Extra{{Arg: arg, Ref: r}}, nil
 	}
-	ims, err := l.open(platform, dest != "" || l.Name != "")
+	ims, err := l.open(ctx, platform, dest != "" || l.Name != "")
 	if err != nil {
 		return nil, err
 	}

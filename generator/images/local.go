@@ -79,8 +79,8 @@ func inDir(dir, p string) string {
 
 // Image opens the one image the source names (or holds), for platform:
 // FROM oci:DIR[:NAME] and docker-archive:FILE[:NAME].
-func (l Local) Image(platform v1.Platform) (v1.Image, error) {
-	ims, err := l.open(platform, true)
+func (l Local) Image(ctx context.Context, platform v1.Platform) (v1.Image, error) {
+	ims, err := l.open(ctx, platform, true)
 	if err != nil {
 		return nil, err
 	}
@@ -100,14 +100,14 @@ type localImage struct {
 // only image when no name is given, named or not); otherwise every image
 // that has a name when none is given. Manifests, indexes and configs are
 // read and digest-checked; layers only when they are copied.
-func (l Local) open(platform v1.Platform, one bool) ([]localImage, error) {
+func (l Local) open(ctx context.Context, platform v1.Platform, one bool) ([]localImage, error) {
 	if platform.OS == "" {
 		platform = v1.Platform{OS: "linux", Architecture: "amd64"}
 	}
 	if l.Kind == "docker-archive" {
-		return l.openArchive(platform, one)
+		return l.openArchive(ctx, platform, one)
 	}
-	return l.openLayout(platform, one)
+	return l.openLayout(ctx, platform, one)
 }
 
 // pulled is the image as a Pulled named ref, read from its source.
@@ -209,7 +209,7 @@ func (e *layoutEntry) matches(want string) bool {
 	return err == nil && w.Name == e.ref.Name
 }
 
-func (l Local) openLayout(platform v1.Platform, one bool) ([]localImage, error) {
+func (l Local) openLayout(ctx context.Context, platform v1.Platform, one bool) ([]localImage, error) {
 	lay := layoutDir{dir: l.Path}
 	b, err := os.ReadFile(filepath.Join(l.Path, "index.json"))
 	if err != nil {
@@ -262,6 +262,9 @@ func (l Local) openLayout(platform v1.Platform, one bool) ([]localImage, error) 
 	}
 	out := make([]localImage, 0, len(picked))
 	for _, e := range picked {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		im, err := lay.image(e.descs, platform)
 		if err != nil {
 			if e.name != "" {
@@ -289,6 +292,14 @@ func (l layoutDir) image(descs []v1.Descriptor, platform v1.Platform) (localImag
 	var walk func(ds []v1.Descriptor, index string, depth int) error
 	walk = func(ds []v1.Descriptor, index string, depth int) error {
 		for _, d := range ds {
+			if d.MediaType == "" {
+				// Required, but some tools leave it out: the blob says.
+				b, err := l.read(d)
+				if err != nil {
+					return err
+				}
+				d.MediaType = sniff(b)
+			}
 			switch {
 			case d.MediaType.IsIndex():
 				if depth > 4 {
@@ -474,7 +485,7 @@ type archiveEntry struct {
 	tag  string // "" for an image without RepoTags
 }
 
-func (l Local) openArchive(platform v1.Platform, one bool) ([]localImage, error) {
+func (l Local) openArchive(ctx context.Context, platform v1.Platform, one bool) ([]localImage, error) {
 	opener := func() (io.ReadCloser, error) { return os.Open(l.Path) }
 	m, err := tarball.LoadManifest(opener)
 	if err != nil {
@@ -532,6 +543,9 @@ func (l Local) openArchive(platform v1.Platform, one bool) ([]localImage, error)
 	opened := map[*tarball.Descriptor]localImage{}
 	out := make([]localImage, 0, len(picked))
 	for _, e := range picked {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		im, ok := opened[e.desc]
 		if !ok {
 			if im, err = l.archiveImage(opener, e, len(m) == 1, platform); err != nil {

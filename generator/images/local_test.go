@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,10 +28,10 @@ import (
 
 // fixtures are local image files written by a test, and their images.
 type fixtures struct {
-	full, bare, other, flat, archive string // OCI layouts (flat: one name per platform, no index), a docker save tarball
-	web, amd, arm, ctrd, solo        v1.Image
-	one, two                         v1.Image
-	multiIndex                       string // digest of the multi-platform index
+	full, bare, other, flat, nomt, archive string // OCI layouts (flat: one name per platform, no index), a docker save tarball
+	web, amd, arm, ctrd, solo              v1.Image
+	one, two                               v1.Image
+	multiIndex                             string // digest of the multi-platform index
 }
 
 func annotate(n string) layout.Option {
@@ -42,6 +43,7 @@ func writeFixtures(t *testing.T) *fixtures {
 	dir := t.TempDir()
 	f := &fixtures{
 		full: filepath.Join(dir, "full"), bare: filepath.Join(dir, "bare"), other: filepath.Join(dir, "other"), flat: filepath.Join(dir, "flat"),
+		nomt:    filepath.Join(dir, "nomt"),
 		archive: filepath.Join(dir, "images.tar"),
 		web:     testreg.Image(t, "amd64", 2, 1024), amd: testreg.Image(t, "amd64", 1, 512), arm: testreg.Image(t, "arm64", 1, 512),
 		ctrd: testreg.Image(t, "amd64", 1, 256), solo: testreg.Image(t, "amd64", 1, 256),
@@ -82,6 +84,18 @@ func writeFixtures(t *testing.T) *fixtures {
 	must(err)
 	must(p.AppendImage(f.arm, annotate("docker.io/acme/flat:1")))
 	must(p.AppendImage(f.amd, annotate("docker.io/acme/flat:1")))
+	// nomt: an index.json entry without its (required) media type.
+	p, err = layout.Write(f.nomt, empty.Index)
+	must(err)
+	must(p.AppendImage(f.solo, annotate("docker.io/acme/nomt:1")))
+	b, err := os.ReadFile(filepath.Join(f.nomt, "index.json"))
+	must(err)
+	var ix map[string]any
+	must(json.Unmarshal(b, &ix))
+	delete(ix["manifests"].([]any)[0].(map[string]any), "mediaType")
+	b, err = json.Marshal(ix)
+	must(err)
+	must(os.WriteFile(filepath.Join(f.nomt, "index.json"), b, 0o644))
 	// archive: one image under two tags, another under one.
 	tags := map[name.Reference]v1.Image{}
 	for n, img := range map[string]v1.Image{"acme/one:1": f.one, "acme/one:latest": f.one, "ghcr.io/acme/two:2": f.two} {
@@ -122,6 +136,7 @@ func TestExtraImages(t *testing.T) {
 			want: map[string]v1.Image{"quay.io/acme/multi:2": f.arm}, index: f.multiIndex},
 		{name: "layout, one name per platform", args: []string{"oci:" + f.flat}, want: map[string]v1.Image{"docker.io/acme/flat:1": f.amd}},
 		{name: "layout, one name per platform, arm64", args: []string{"oci:" + f.flat}, platform: arm64, want: map[string]v1.Image{"docker.io/acme/flat:1": f.arm}},
+		{name: "layout entry without media type", args: []string{"oci:" + f.nomt}, want: map[string]v1.Image{"docker.io/acme/nomt:1": f.solo}},
 		{name: "layout renamed", args: []string{"oci:" + f.full + ":web:1.0=127.0.0.1:5000/e2e/web:v1"}, want: map[string]v1.Image{"127.0.0.1:5000/e2e/web:v1": f.web}},
 		{name: "bare tag renamed", args: []string{"oci:" + f.bare + "=docker.io/e2e/solo:1"}, want: map[string]v1.Image{"docker.io/e2e/solo:1": f.solo}},
 		{name: "bare tag named and renamed", args: []string{"oci:" + f.bare + ":1.0=solo:1"}, want: map[string]v1.Image{"docker.io/library/solo:1": f.solo}},
