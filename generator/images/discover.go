@@ -96,6 +96,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 			return nil, err
 		}
 	}
+	d.pinnedFromLocal(extras)
 	excluded, err := Excluder(opts.Exclude, opts.Insecure)
 	if err != nil {
 		return nil, err
@@ -171,6 +172,29 @@ func (d *discoverer) addExtra(e Extra) error {
 		d.byName[e.Ref.Name].Local = e.Local
 	}
 	return nil
+}
+
+// pinnedFromLocal supplies a reference pinned by digest (as charts pin
+// theirs: name:tag@sha256:...) from a local image of the same repository
+// with that digest, its manifest's or its index's: the registry is not
+// asked for what is on disk.
+func (d *discoverer) pinnedFromLocal(extras []Extra) {
+	for _, f := range d.byName {
+		if f.Local != nil || f.Ref.Digest == "" || f.Ref.Source().Name != f.Ref.Name {
+			continue
+		}
+		for _, e := range extras {
+			l := e.Local
+			if l != nil && e.Ref.Registry == f.Ref.Registry && e.Ref.Repository == f.Ref.Repository &&
+				(l.Digest == f.Ref.Digest || l.Index == f.Ref.Digest) {
+				p := *l
+				p.Ref = f.Ref
+				f.Local = &p
+				f.Sources = append(f.Sources, Source{File: "--image", How: e.Arg})
+				break
+			}
+		}
+	}
 }
 
 func (d *discoverer) add(r Ref, s Source) {

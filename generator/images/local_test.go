@@ -433,3 +433,33 @@ func TestParseLocal(t *testing.T) {
 		}
 	}
 }
+
+func TestDiscoverPinnedFromLocal(t *testing.T) {
+	f := writeFixtures(t)
+	root := t.TempDir()
+	list := strings.Join([]string{
+		"quay.io/acme/multi:2@" + f.multiIndex,    // the index the layout holds
+		"quay.io/acme/multi@" + digestOf(f.amd),   // its amd64 manifest
+		"quay.io/acme/multi:2@" + digestOf(f.arm), // not the target's
+		"quay.io/other/multi:2@" + f.multiIndex,   // another repository
+		"quay.io/acme/multi:3",                    // not pinned
+	}, "\n")
+	if err := os.WriteFile(filepath.Join(root, "imageList"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	found, err := images.Discover(context.Background(), images.DiscoverOptions{Root: root, Extra: []string{"oci:" + f.full + ":quay.io/acme/multi:2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := map[string]string{}
+	for _, x := range found {
+		if x.Local != nil {
+			local[x.Ref.Name] = x.Local.Digest
+		}
+	}
+	amd := digestOf(f.amd)
+	want := map[string]string{"quay.io/acme/multi:2": amd, "quay.io/acme/multi:2@" + f.multiIndex: amd, "quay.io/acme/multi@" + amd: amd}
+	if !equal(local, want) {
+		t.Errorf("supplied locally: %v\nwant %v", local, want)
+	}
+}
