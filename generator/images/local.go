@@ -99,7 +99,9 @@ type localImage struct {
 // open reads the images the source names: with one, exactly one (the
 // only image when no name is given, named or not); otherwise every image
 // that has a name when none is given. Manifests, indexes and configs are
-// read and digest-checked; layers only when they are copied.
+// read and digest-checked; a layout's layers are checked as they are read,
+// a tarball's before they are copied (and read once here, since their
+// digests are computed: a tarball records none).
 func (l Local) open(ctx context.Context, platform v1.Platform, one bool) ([]localImage, error) {
 	if platform.OS == "" {
 		platform = v1.Platform{OS: "linux", Architecture: "amd64"}
