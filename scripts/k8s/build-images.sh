@@ -21,9 +21,9 @@ IMGTOOL=$CACHE/k8s/imgtool
 (cd "$HERE/mod/imgtool" && CGO_ENABLED=0 go build -o "$IMGTOOL" .)
 DEBS=$("$HERE/fetch-debs.sh")
 
-has() { [ -f "$OUT/index.json" ] && grep -q "\"org.opencontainers.image.ref.name\":\"$1\"" "$OUT/index.json"; }
+has() { [ -f "$OUT/index.json" ] && grep -q "\"org.opencontainers.image.ref.name\": *\"$1\"" "$OUT/index.json"; }
 img() { # img REF ENTRYPOINT ROOT
-  has "$1" && { echo "$1 (cached)"; return; }
+  has "$1" && { echo "$1 (cached)" >&2; return; }
   mkdir -p "$3/tmp" "$3/etc"; chmod 1777 "$3/tmp"
   [ -e "$3/etc/nsswitch.conf" ] || echo 'hosts: files dns' > "$3/etc/nsswitch.conf"
   "$IMGTOOL" build -layout "$OUT" -ref "$1" -entrypoint "$2" -root "$3" >&2

@@ -4,13 +4,13 @@
 # address on a bridge with no route out and sshd inside; an installer FROM kubernetes:v1.37.2 with
 # a 2-replica app; install on 1 master + 2 nodes; assertions; join a 4th host; reset; teardown.
 #
-# STATUS: `make e2e-kubernetes` passed on 2026-11-27 in 1 min 43 s with warm caches (hosts up 3 s;
-# install of 1 master + 2 nodes ~38 s; all Ready, kube-system Running, app on both nodes answering
-# through its ClusterIP; join h4 7.6 s; reset 9 s). Not in .ci/run yet. Still to assert: h4 Ready
-# after join, hosts clean after reset, no image pulled from elsewhere (beyond listing them).
-# A re-run of install on the same hosts fails preflight (port 5000 held by the registry of the
-# first run): bring the hosts down and up between runs.
-# Usage: e2e.sh [up|install|check|down|all]   (default all)   Env: SEALPACK_CACHE, GEN, KEEP=1
+# Asserts: every node Ready, every kube-system pod Running, the app's 2 replicas on 2 nodes answering
+# through the Service's ClusterIP from every host; every image every host holds is one the bundle
+# carries (same digest) and no host has a route out; `installer.run kubectl` sees the nodes; a 4th
+# host joins and goes Ready; reset leaves all four hosts as they were before the install (snapshot
+# of files, units, processes, mounts, links, routes, sysctls, nftables); then a single-host cluster
+# on a reset host (the master runs the app), checked and reset again. Timings: $E/bench-{3,1}.txt.
+# Usage: e2e.sh [preflight|up|install|check|down|all]   (default all)   Env: SEALPACK_CACHE, GEN, KEEP=1
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${SEALPACK_CACHE:-/var/cache/sealpack}
@@ -132,9 +132,8 @@ spec: {selector: {app: httpd}, ports: [{port: 80, targetPort: 8080}]}
 Y
   printf 'FROM kubernetes:v1.37.2\nAPP httpd local://manifests/app.yaml\nLAUNCH ["httpd"]\n' > "$A/Kubefile"
   # the manifest names docker.io/e2e/httpd:v1 (served as e2e/httpd:v1, reached through the
-  # docker.io mirror); gen fetches it from the loopback registry instead of docker.io
-  "$CACHE/k8s/imgtool" serve -layout "$A/layout" -addr 127.0.0.1:5056 -- \
-    "$GEN" -f "$A/Kubefile" -o "$A/installer.run" --exclude-image docker.io/e2e/httpd --image 127.0.0.1:5056/e2e/httpd:v1 "$A"
+  # docker.io mirror); gen takes it from the OCI layout under that name and fetches nothing
+  "$GEN" -f "$A/Kubefile" -o "$A/installer.run" --image "oci:$A/layout:e2e/httpd:v1=docker.io/e2e/httpd:v1" "$A"
 }
 
 answers() { # answers HOSTS...: first is the master
@@ -145,29 +144,124 @@ answers() { # answers HOSTS...: first is the master
     echo "  ssh:"; echo "    pk: $E/client_key"; } > "$E/cluster.yaml"
 }
 
-on() { local n=$1; shift; ssh -i "$E/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes "root@$(ip_of "$n")" "$@"; }
-
-do_install() {
-  app; answers h1 h2 h3
-  local t0=$SECONDS
-  "$E/app/installer.run" install --answers "$E/cluster.yaml" --yes --accept-new-host-keys --known-hosts "$E/known_hosts"
-  log "install: $(( SECONDS - t0 )) s"
+on() { local n=$1; shift; ssh -i "$E/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes "root@$(ip_of "$n")" "$@"; }
+inst() { # inst COMMAND ARGS...: the installer against $E/cluster.yaml (kubectl: ARGS go to kubectl)
+  local c=$1; shift; local o=(--answers "$E/cluster.yaml" --known-hosts "$E/known_hosts")
+  [ "$c" = kubectl ] || o+=(--yes --accept-new-host-keys)
+  "$E/app/installer.run" "$c" "${o[@]}" "$@"
 }
 
+# snapshot NAME FILE: what a host looks like, to prove reset-host.sh undoes the install: the files
+# that differ from the root filesystem it booted from (its overlay upper directory, compared with
+# the lower one; minus logs, caches and systemd's own state), the bind-mounted containerd and kubelet
+# roots, and from inside: links, addresses, routes, mounts, running services, enabled units,
+# processes, the forwarding sysctls, and the nftables ruleset of the host's network namespace.
+snapshot() {
+  local n=$1 H=$E/$1
+  { echo "## files"; changed_files "$H/up"
+    echo "## containerd and kubelet roots"; (cd "$H" && find ctd kubelet | sort)
+    echo "## inside"
+    on "$n" 'ip -o link | awk "{print \$2}"; ip -o addr | awk "{print \$2, \$4}"; ip route; ip -6 route
+      awk "{print \$2}" /proc/mounts | sort
+      systemctl list-units --type=service --state=running --no-legend --plain | awk "{print \$1}"
+      systemctl list-unit-files --state=enabled --no-legend | awk "{print \$1}"
+      ps -e -o comm= | sort -u | grep -vxE "ps|sort|sh|bash|sshd|sshd-session|awk|grep|systemd-userwor|\(.*\)"
+      sysctl net.ipv4.ip_forward; sysctl net.bridge.bridge-nf-call-iptables 2>/dev/null' | sort
+    echo "## nftables"; nsenter -t "$(host_pid "$n")" -n nft list ruleset
+  } > "$2"
+}
+changed_files() { # changed_files UPPER: entries of an overlay upper directory unlike the lower ($ROOT)
+  local up=$1 p u l
+  (cd "$up" && find . -xdev \( -path ./var/log -o -path ./var/lib/systemd -o -path ./var/cache \
+    -o -path ./tmp -o -path ./var/tmp -o -path ./run -o -path ./var/lib/dpkg/triggers -o -name '*-old' \
+    -o -path './var/lib/dpkg/lock*' \) -prune -o -print) | sort | while read -r p; do
+    u=$up/${p#./}; l=$ROOT/${p#./}
+    if [ -L "$u" ]; then [ "$(readlink "$u")" = "$(readlink "$l" 2>/dev/null)" ] || echo "$p -> $(readlink "$u")"
+    elif [ -d "$u" ]; then [ -d "$l" ] || echo "$p/ $(stat -c %a "$u")"
+    elif [ -c "$u" ]; then echo "$p deleted"
+    elif ! cmp -s "$u" "$l" || [ "$(stat -c %a "$u")" != "$(stat -c %a "$l")" ]; then
+      echo "$p $(stat -c %a "$u") $(sha256sum < "$u" | cut -c1-16)"
+    fi
+  done
+}
+host_pid() { pgrep -P "$(cat "$E/$1/nspawn.pid")" | head -1; }   # the host's PID 1 (systemd)
+
+assert_clean() { # assert_clean HOST...: each host as it was before the install
+  local n bad=
+  for n in "$@"; do
+    snapshot "$n" "$E/$n.after"
+    if ! diff -u "$E/$n.before" "$E/$n.after" > "$E/$n.diff"; then
+      echo "FAIL: $n is not as it was before the install:"; cat "$E/$n.diff"; bad=1
+    fi
+  done
+  [ -z "$bad" ] || return 1
+  log "clean after reset: $*"
+}
+
+no_route_out() { # the hosts reach nothing beyond the test bridge: every image must come from inside
+  local n
+  for n in "$@"; do
+    on "$n" 'test -z "$(ip route show default)" && ! ip route get 1.1.1.1 >/dev/null 2>&1' \
+      || { echo "FAIL: $n has a route out: $(on "$n" ip route)"; return 1; }
+  done
+}
+
+# install HOST...: the first is the master. Times from the start of `installer.run install` to
+# the installer's exit and to every node Ready, and the installer's per-phase times, into
+# $E/bench-N.txt (N hosts).
+do_install() {
+  answers "$@"
+  local t0=$SECONDS b=$E/bench-$#.txt
+  inst install 2>&1 | tee "$E/install-$#.log"
+  local t1=$SECONDS
+  on "$1" KUBECONFIG=/etc/kubernetes/admin.conf kubectl wait --for=condition=Ready node --all --timeout=180s
+  local t2=$SECONDS
+  { echo "hosts: $#  installer: $(( t1 - t0 )) s  all nodes Ready: $(( t2 - t0 )) s  installer.run: $(stat -c %s "$E/app/installer.run") bytes"
+    grep -E 'finished in|installed on' "$E/install-$#.log" | sed 's/^/  /'; } > "$b"
+  log "install on $#: $(head -1 "$b")"
+}
+
+# check HOST...: the cluster on these hosts (the first is the master) is healthy and its app serves
 check() {
-  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
-    kubectl wait --for=condition=Ready node --all --timeout=120s
+  local m=$1 want=$# apps=$(( $# < 2 ? 1 : 2 )) n
+  on "$m" "export KUBECONFIG=/etc/kubernetes/admin.conf
+    set -e
+    kubectl wait --for=condition=Ready node --all --timeout=180s
+    test \$(kubectl get nodes --no-headers | wc -l) = $want
     kubectl -n kube-system wait --for=condition=Ready pod --all --timeout=180s
-    kubectl rollout status deploy/httpd --timeout=120s
-    test "$(kubectl get pod -l app=httpd -o jsonpath="{.items[*].spec.nodeName}" | tr " " "\n" | sort -u | wc -l)" = 2
-    ip=$(kubectl get svc httpd -o jsonpath="{.spec.clusterIP}")
-    for i in 1 2 3 4 5 6; do exec 3<>/dev/tcp/$ip/80; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; tail -1 <&3; exec 3<&-; done | sort | uniq -c
-    test "$(for i in $(seq 12); do exec 3<>/dev/tcp/$ip/80; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; tail -1 <&3; exec 3<&-; done | sort -u | wc -l)" = 2'
+    ! kubectl -n kube-system get pods --no-headers | grep -v Running
+    kubectl rollout status deploy/httpd --timeout=180s
+    spread=\$(kubectl get pod -l app=httpd -o jsonpath='{.items[*].spec.nodeName}' | tr ' ' '\n' | sort -u | wc -l)
+    test \$spread = $apps || { echo \"app pods on \$spread nodes, want $apps\"; exit 1; }"
+  # from every host, the Service's ClusterIP answers, from both replicas
+  local ip; ip=$(on "$m" KUBECONFIG=/etc/kubernetes/admin.conf kubectl get svc httpd -o 'jsonpath={.spec.clusterIP}')
+  for n in "$@"; do
+    local got; got=$(on "$n" "for i in \$(seq 16); do exec 3<>/dev/tcp/$ip/80; printf 'GET / HTTP/1.0\r\n\r\n' >&3; tail -1 <&3; exec 3<&-; done | sort -u | wc -l")
+    [ "$got" = 2 ] || { echo "FAIL: from $n the Service $ip answered from $got pods, want both replicas"; return 1; }
+  done
   # the installer's own kubectl, run on the first master over SSH, sees every node Ready
-  test "$("$E/app/installer.run" kubectl --answers "$E/cluster.yaml" --known-hosts "$E/known_hosts" get nodes --no-headers | awk '$2 == "Ready"' | wc -l)" = 3
-  # every image came from the embedded registry (the hosts have no route out); list what each pulled
-  for n in h1 h2 h3; do on $n 'ctr -n k8s.io images ls -q | grep -v "^sha256:"'; done
-  log "check passed"
+  local ready; ready=$(inst kubectl get nodes --no-headers | awk '$2 == "Ready"' | wc -l)
+  [ "$ready" = "$want" ] || { echo "FAIL: installer.run kubectl sees $ready Ready nodes, want $want"; return 1; }
+  check_images "$@"
+  log "check passed on $*"
+}
+
+# check_images HOST...: every image containerd holds on every host is one the bundle carries, with
+# the same manifest digest (so it came through the registry mirrors from the embedded registry,
+# the only registry the hosts can reach), and the control plane's images are among them
+check_images() {
+  local n digests
+  digests=$("$E/app/installer.run" images | awk 'NR > 1 {print $2}' | sort -u)
+  [ -n "$digests" ] || { echo "FAIL: installer.run images lists nothing"; return 1; }
+  no_route_out "$@"
+  for n in "$@"; do
+    local held; held=$(on "$n" 'ctr -n k8s.io images ls' | awk 'NR > 1 && $1 !~ /^sha256:/ {print $1, $3}')
+    echo "$held" | grep -q '^registry.k8s.io/pause:' || { echo "FAIL: $n holds no pause image: $held"; return 1; }
+    echo "$held" | while read -r ref dg; do
+      grep -qx "$dg" <<<"$digests" || { echo "FAIL: $n holds $ref $dg, which the bundle does not carry"; exit 1; }
+    done || return 1
+    log "$n: $(echo "$held" | wc -l) image refs, all from the bundle"
+  done
 }
 
 down() {
@@ -177,10 +271,35 @@ down() {
   log "down"
 }
 
+all() {
+  trap down EXIT
+  up; for n in h1 h2 h3; do snapshot $n "$E/$n.before"; done
+  app; do_install h1 h2 h3; check h1 h2 h3
+  # a fourth host joins the running cluster
+  up h4; snapshot h4 "$E/h4.before"
+  answers h1 h2 h3 h4; inst join
+  on h1 KUBECONFIG=/etc/kubernetes/admin.conf kubectl wait --for=condition=Ready node/h4 --timeout=180s
+  check h1 h2 h3 h4
+  inst reset; assert_clean h1 h2 h3 h4
+  # the reset first host installs again, alone: a single-host cluster whose master runs the app
+  do_install h1; check h1
+  inst reset; assert_clean h1
+  echo "== timings"; cat "$E"/bench-3.txt "$E"/bench-1.txt
+}
+
+# preflight: what this tier needs on the machine running it. Exit 3 (skip) outside CI, 1 under CI=true.
+preflight() {
+  local miss= c
+  [ "$(id -u)" = 0 ] || miss="$miss root"
+  for c in systemd-nspawn mmdebstrap nft nsenter ssh ssh-keygen ip dpkg-deb apt-get go; do command -v $c >/dev/null || miss="$miss $c"; done
+  [ -n "$miss" ] || return 0
+  echo "e2e-kubernetes: missing:$miss (Debian: apt-get install systemd-container mmdebstrap nftables openssh-client iproute2; run as root)" >&2
+  [ "${CI:-}" = true ] && exit 1
+  echo "e2e-kubernetes: SKIPPED (not under CI=true)" >&2; exit 3
+}
+
 case ${1:-all} in
-  up) up;; install) do_install;; check) check;; down) down;;
-  all) trap down EXIT; up; do_install; check
-       up h4; answers h1 h2 h3 h4; "$E/app/installer.run" join --answers "$E/cluster.yaml" --yes --accept-new-host-keys --known-hosts "$E/known_hosts"
-       "$E/app/installer.run" reset --answers "$E/cluster.yaml" --yes --accept-new-host-keys --known-hosts "$E/known_hosts";;
-  *) echo "usage: $0 [up|install|check|down|all]" >&2; exit 2;;
+  preflight) preflight;;
+  up) up;; install) app; do_install h1 h2 h3;; check) check h1 h2 h3;; down) down;; all) preflight; all;;
+  *) echo "usage: $0 [preflight|up|install|check|down|all]" >&2; exit 2;;
 esac

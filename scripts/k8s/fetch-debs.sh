@@ -11,12 +11,14 @@
 #   iptables, conntrack, socat, ethtool and the libraries they link: C programs (no Go module); the
 #     host needs them on its PATH (kubeadm preflight, the CNI bridge plugin's masquerade rules,
 #     kubectl port-forward). init-host.sh dpkg -i's those a Debian host lacks, all at once.
+#     nftables (nft): reset-host.sh deletes the netfilter tables the install created, which
+#     iptables-nft cannot do.
 # Usage: fetch-debs.sh     prints the folder
 set -euo pipefail
 CACHE=${SEALPACK_CACHE:-/var/cache/sealpack}
 D=$CACHE/debs/bookworm
 RUNTIME="containerd runc containernetworking-plugins"
-HOSTTOOLS="iptables libip4tc2 libip6tc2 libxtables12 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 netbase conntrack socat libwrap0 ethtool"
+HOSTTOOLS="iptables libip4tc2 libip6tc2 libxtables12 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 netbase conntrack socat libwrap0 ethtool nftables libnftables1 libjansson4 libedit2"
 mkdir -p "$D/runtime" "$D/host"
 get() { # get DIR PKG...: download each package not already there
   local dir=$1; shift; local need=

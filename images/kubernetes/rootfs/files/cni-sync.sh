@@ -6,6 +6,7 @@
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 KC=/etc/sealpack/k8s/cni.kubeconfig   # read-only: list nodes (init-master0.sh)
+# kubectl's discovery cache: not under $HOME (a service has none, so it would land in /.kube)
 NAME=$(hostname | tr 'A-Z' 'a-z')
 CONF=/etc/cni/net.d/10-sealpack.conflist
 # SERVICE_CIDR, HOST_IP (init-host.sh)
@@ -18,7 +19,7 @@ while :; do
     [ -z "$dev" ] || ip route replace "$SERVICE_CIDR" dev "$dev" proto 211 2>/dev/null
   fi
   if [ -f $KC ]; then
-    nodes=$(kubectl --kubeconfig $KC get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.addresses[?(@.type=="InternalIP")].address} {.spec.podCIDR}{"\n"}{end}' 2>/dev/null)
+    nodes=$(kubectl --kubeconfig $KC --cache-dir /run/sealpack-cni/kube-cache get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.addresses[?(@.type=="InternalIP")].address} {.spec.podCIDR}{"\n"}{end}' 2>/dev/null)
     mine=$(awk -v n="$NAME" '$1==n {print $3}' <<<"$nodes")
     if [ -n "$mine" ]; then
       want='{"cniVersion":"1.0.0","name":"sealpack","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"'$mine'"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}'

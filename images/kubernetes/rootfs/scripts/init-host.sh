@@ -8,7 +8,7 @@ have_systemd || die "this cluster image needs systemd as PID 1 on every host"
 
 # 1. host tools kubeadm and the CNI plugins call (Debian hosts: the packages the image carries)
 need=
-for t in iptables conntrack socat ethtool; do command -v $t >/dev/null || need="$need $t"; done
+for t in iptables conntrack socat ethtool nft; do command -v $t >/dev/null || need="$need $t"; done
 if [ -n "$need" ]; then
   command -v dpkg >/dev/null || die "missing on this host:$need (install them; the image carries them only as Debian packages)"
   debs=
@@ -20,7 +20,14 @@ if [ -n "$need" ]; then
   [ -z "$debs" ] || DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold $debs
   sort -u -o "$STATE/debs" "$STATE/debs"
 fi
-for t in iptables conntrack socat mount nsenter ip; do command -v $t >/dev/null || die "$t not found"; done
+for t in iptables conntrack socat nft mount nsenter ip; do command -v $t >/dev/null || die "$t not found"; done
+# the netfilter tables the host had before kube-proxy and the CNI plugins add theirs (reset-host.sh
+# deletes the others)
+[ -f $STATE/nft.before ] || nft list tables > $STATE/nft.before
+# host folders the control plane's and kube-proxy's hostPath volumes create when missing: recorded
+# once, so reset-host.sh removes those this install made (when still empty)
+[ -f $STATE/absent-dirs ] || for d in /etc/ssl /etc/ssl/certs /etc/pki /etc/ca-certificates /usr/share/ca-certificates \
+  /usr/local/share/ca-certificates /lib/modules; do [ -e $d ] || echo $d; done > $STATE/absent-dirs
 
 # 2. binaries
 for b in kubeadm kubelet kubectl containerd containerd-shim-runc-v2 ctr runc; do
@@ -32,6 +39,9 @@ install_file files/k8s-prep.sh /usr/local/lib/sealpack/k8s-prep.sh 0755 >/dev/nu
 install_file files/cni-sync.sh /usr/local/lib/sealpack/cni-sync.sh 0755 >/dev/null
 
 # 3. kernel settings, now and at boot; /etc/hosts (containerd's CRI needs one)
+# the values the host had, once, so reset-host.sh can put them back
+[ -f $STATE/sysctl.orig ] || for k in net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables; do
+  v=$(sysctl -n $k 2>/dev/null) || continue; echo "$k = $v"; done > $STATE/sysctl.orig
 write_file /etc/sysctl.d/90-sealpack-k8s.conf <<'S' >/dev/null
 net.ipv4.ip_forward = 1
 net.bridge.bridge-nf-call-iptables = 1

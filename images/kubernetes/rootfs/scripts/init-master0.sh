@@ -44,7 +44,7 @@ Y
   kubeadm init --config $CFG --upload-certs
 fi
 export KUBECONFIG=/etc/kubernetes/admin.conf
-mkdir -p /root/.kube && install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
+root_kubeconfig
 
 # join data for every other host (the engine copies $SEALPACK_SHARE before the join phases)
 join=$(kubeadm token create --ttl 24h --print-join-command)

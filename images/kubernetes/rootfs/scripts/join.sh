@@ -29,6 +29,6 @@ Y
   log "kubeadm join as $JOIN_ROLE via $K8S_ENDPOINT"
   kubeadm join --config $CFG
 fi
-if [ "$JOIN_ROLE" = master ]; then mkdir -p /root/.kube && install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config; fi
+[ "$JOIN_ROLE" != master ] || root_kubeconfig
 install -m 0600 "$SEALPACK_SHARE/k8s-cni.kubeconfig" $STATE/cni.kubeconfig
 systemctl restart sealpack-cni-sync.service

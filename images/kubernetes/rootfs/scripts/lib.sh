@@ -37,15 +37,31 @@ failSwapOn: false
 containerRuntimeEndpoint: $CRI
 Y
 }
-node_registration() { # node_registration [taints-line]
+node_registration() { # the nodeRegistration block of the init and join configurations
   cat <<Y
 nodeRegistration:
   name: $(node_name)
   criSocket: $CRI
+$(master_taints)
   ignorePreflightErrors:
   - SystemVerification   # cgroup v1 hosts; the kubelet runs with failCgroupV1: false
   kubeletExtraArgs:
   - name: node-ip
     value: $SEALPACK_HOST_IP
 Y
+}
+# master_taints: a cluster without worker nodes (SEALPACK_NODES empty) must run its apps on the
+# masters, so they get no NoSchedule taint; otherwise kubeadm's default taint stays.
+master_taints() {
+  [ "${SEALPACK_ROLE:-}" = master ] && [ -z "${SEALPACK_NODES// /}" ] && echo "  taints: []"
+  return 0
+}
+# root_kubeconfig: the admin kubeconfig as root's default; a kubeconfig root had before is kept
+# aside once (reset-host.sh puts it back)
+root_kubeconfig() {
+  mkdir -p /root/.kube
+  if [ -f /root/.kube/config ] && [ ! -e $STATE/root-kubeconfig.orig ] && ! cmp -s /root/.kube/config /etc/kubernetes/admin.conf; then
+    cp -p /root/.kube/config $STATE/root-kubeconfig.orig
+  fi
+  install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
 }

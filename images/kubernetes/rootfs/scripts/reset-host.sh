@@ -27,8 +27,20 @@ if command -v iptables-save >/dev/null; then
     $t-save | grep -vE '(KUBE-|CNI-)' | $t-restore 2>/dev/null
   done
 fi
+# netfilter tables the install created (iptables-nft can empty them but not delete them)
+if command -v nft >/dev/null && [ -f "$STATE/nft.before" ]; then
+  nft list tables | while read -r _ family name; do
+    grep -qx "table $family $name" "$STATE/nft.before" || nft delete table "$family" "$name"
+  done
+fi
 # files
 rm -rf /etc/cni/net.d/10-sealpack.conflist /var/lib/cni /etc/kubernetes /var/lib/kubelet /var/lib/etcd /root/.kube/config
+# what the kubelet, containerd and the pod-network sync create at run time
+rm -rf /usr/libexec/kubernetes /opt/containerd /run/sealpack-cni /root/.kube/cache
+if [ -f "$STATE/root-kubeconfig.orig" ]; then cp -p "$STATE/root-kubeconfig.orig" /root/.kube/config; fi
+rmdir /etc/cni/net.d /etc/cni /root/.kube 2>/dev/null
+# host folders the pods' hostPath volumes created (init-host.sh recorded which were missing)
+[ ! -f "$STATE/absent-dirs" ] || tac "$STATE/absent-dirs" | while read -r d; do rmdir "$d" 2>/dev/null; done
 rm -rf /etc/containerd /var/lib/containerd/* /run/containerd
 rm -f /etc/systemd/system/{containerd,kubelet,sealpack-k8s-prep,sealpack-cni-sync}.service
 rm -rf /etc/systemd/system/kubelet.service.d
@@ -38,7 +50,9 @@ for b in kubeadm kubelet kubectl containerd containerd-shim-runc-v2 ctr runc; do
 for b in bridge host-local loopback; do rm -f /opt/cni/bin/$b; done
 rmdir /opt/cni/bin /opt/cni 2>/dev/null
 # Debian packages init-host installed (not those the host had)
-if [ -s "$STATE/debs" ]; then DEBIAN_FRONTEND=noninteractive dpkg -r $(cat "$STATE/debs") 2>/dev/null; fi
-rm -rf "$STATE"
+if [ -s "$STATE/debs" ]; then DEBIAN_FRONTEND=noninteractive dpkg -P $(cat "$STATE/debs") 2>/dev/null; fi
+# kernel settings as they were before init-host.sh
+[ ! -s "$STATE/sysctl.orig" ] || sysctl -q -p "$STATE/sysctl.orig"
+rm -rf "$STATE"; rmdir /etc/sealpack 2>/dev/null
 systemctl daemon-reload
 exit 0
