@@ -130,6 +130,8 @@ func (m *Model) onResult(msg tea.Msg) tea.Cmd {
 		return m.install.finished(m, msg.err)
 	case savedMsg:
 		return m.review.onSaved(m, msg)
+	case keyCheckedMsg:
+		return m.ssh.onKeyChecked(m, msg)
 	}
 	return nil
 }

@@ -113,6 +113,24 @@ func (d *driver) settle() {
 	}
 }
 
+// until handles messages until cond holds, for commands slower than
+// settle's pause, such as deriving a key from a passphrase.
+func (d *driver) until(cond func() bool) {
+	d.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-d.msgs:
+			d.send(msg)
+		case msg := <-d.m.br.ch:
+			d.send(bridged{msg})
+		case <-deadline:
+			d.t.Fatalf("timed out waiting; screen:\n%s", d.screen())
+		}
+	}
+	d.settle()
+}
+
 // keys presses keys: names such as "enter", "tab", "shift+tab", "ctrl+c",
 // "space", "up"; anything else is typed as text.
 func (d *driver) keys(keys ...string) {

@@ -10,14 +10,18 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/sealpack/sealpack/cluster"
 )
 
+// Hosts screen fields, in focus order (top to bottom).
 const (
-	hostsFocusInput = iota
+	hostsFocusName = iota
+	hostsFocusInput
 	hostsFocusRole
 	hostsFocusList
+	hostsFields
 )
 
 // hostRow is one IP in the Hosts list. Rows, not the cluster, are what the
@@ -34,6 +38,7 @@ type hostRow struct {
 type hostsScreen struct {
 	rows    []hostRow
 	base    []cluster.Host
+	name    textinput.Model // the cluster's name: metadata.name
 	input   textinput.Model
 	newRole string // role given to added hosts
 	focus   int
@@ -46,7 +51,11 @@ func newHostsScreen(m *Model) hostsScreen {
 	in.Prompt = ""
 	in.Placeholder = "192.168.0.10, 192.168.0.11 or 192.168.0.10-20"
 	in.CharLimit = 400
-	s := hostsScreen{input: in, newRole: cluster.RoleMaster, base: m.c.Hosts}
+	name := textinput.New()
+	name.Prompt = ""
+	name.CharLimit = 100 // past the 63 allowed, so the rule is said, not silently enforced
+	name.SetValue(m.c.Name)
+	s := hostsScreen{name: name, input: in, newRole: cluster.RoleMaster, base: m.c.Hosts, focus: hostsFocusInput}
 	for i, h := range m.c.Hosts {
 		for _, ip := range h.IPs {
 			s.rows = append(s.rows, hostRow{IP: ip, Roles: slices.Clone(h.Roles), base: i, HostKey: h.HostKey})
@@ -58,7 +67,36 @@ func newHostsScreen(m *Model) hostsScreen {
 	return s
 }
 
-func (s *hostsScreen) setSize(w int) { s.input.SetWidth(min(48, max(w-30, 10))) }
+func (s *hostsScreen) setSize(w int) {
+	s.input.SetWidth(min(48, max(w-30, 10)))
+	s.name.SetWidth(min(20, max(w-30, 10)))
+}
+
+// nameProblem is what the cluster's own validation says of a name, or ""
+// when it is valid: the rules of metadata.name, which also names the state
+// directory on this machine.
+func nameProblem(name string) string {
+	for _, e := range unjoin((&cluster.Cluster{Name: name}).Validate()) {
+		var ce *cluster.Error
+		if errors.As(e, &ce) && ce.Path == "metadata.name" {
+			return ce.Msg
+		}
+	}
+	return ""
+}
+
+// editName passes a key to the name field and takes the name into the
+// cluster as soon as it is valid; an invalid one stays on screen only, and
+// Enter will not go on until it is fixed.
+func (s *hostsScreen) editName(m *Model, msg tea.KeyPressMsg) tea.Cmd {
+	var cmd tea.Cmd
+	s.name, cmd = s.name.Update(msg)
+	if n := s.name.Value(); n != m.c.Name && nameProblem(n) == "" {
+		m.c.Name = n
+		m.edited()
+	}
+	return cmd
+}
 
 func (s *hostsScreen) masters() int {
 	n := 0
@@ -155,9 +193,9 @@ func (s *hostsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Back) && !(s.focus == hostsFocusInput && s.input.Value() != ""):
 		return m.goTo(ScreenWelcome)
 	case key.Matches(msg, k.Next):
-		return s.setFocus((s.focus + 1) % 3)
+		return s.cycle(1)
 	case key.Matches(msg, k.Prev):
-		return s.setFocus((s.focus + 2) % 3)
+		return s.cycle(-1)
 	case key.Matches(msg, k.Enter):
 		if s.input.Value() != "" {
 			ips, err := s.pending()
@@ -176,6 +214,13 @@ func (s *hostsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 			s.sync(m)
 			return nil
 		}
+		if nameProblem(s.name.Value()) != "" {
+			// The problem is shown under the field.
+			return s.setFocus(hostsFocusName)
+		}
+		if s.focus == hostsFocusName && len(s.rows) == 0 {
+			return s.setFocus(hostsFocusInput)
+		}
 		if errs, _ := s.problems(m); len(errs) > 0 {
 			s.err = errs[0]
 			return nil
@@ -183,7 +228,15 @@ func (s *hostsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 		return m.goTo(ScreenSSH)
 	}
 	switch s.focus {
+	case hostsFocusName:
+		if key.Matches(msg, k.Down) {
+			return s.setFocus(hostsFocusInput)
+		}
+		return s.editName(m, msg)
 	case hostsFocusInput:
+		if key.Matches(msg, k.Up) {
+			return s.setFocus(hostsFocusName)
+		}
 		if key.Matches(msg, k.Down) && len(s.rows) > 0 {
 			return s.setFocus(hostsFocusList)
 		}
@@ -223,16 +276,34 @@ func (s *hostsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
+// cycle moves the focus d fields on, round, past an empty list.
+func (s *hostsScreen) cycle(d int) tea.Cmd {
+	f := (s.focus + d + hostsFields) % hostsFields
+	if f == hostsFocusList && len(s.rows) == 0 {
+		f = (f + d + hostsFields) % hostsFields
+	}
+	return s.setFocus(f)
+}
+
 func (s *hostsScreen) setFocus(f int) tea.Cmd {
 	if f == hostsFocusList && len(s.rows) == 0 {
 		f = hostsFocusInput
 	}
 	s.focus = f
-	if f == hostsFocusInput {
-		return s.input.Focus()
-	}
 	s.input.Blur()
+	s.name.Blur()
+	switch f {
+	case hostsFocusInput:
+		return s.input.Focus()
+	case hostsFocusName:
+		return s.name.Focus()
+	}
 	return nil
+}
+
+// typing reports whether a text field has the keyboard.
+func (s *hostsScreen) typing() bool {
+	return s.focus == hostsFocusInput || s.focus == hostsFocusName
 }
 
 func otherRole(r string) string {
@@ -251,6 +322,10 @@ func (s *hostsScreen) view(m *Model) string {
 			return st.Focused.Render("> " + text)
 		}
 		return "  " + text
+	}
+	b.WriteString(label(hostsFocusName, "Name:    ") + "[" + s.name.View() + "]" + st.Faint.Render("  names the cluster and its state directory") + "\n")
+	if p := nameProblem(s.name.Value()); p != "" {
+		b.WriteString(indentWrap(st.Fail, "✗ name: "+p, 11, m.width))
 	}
 	b.WriteString(label(hostsFocusInput, "Add IPs: ") + "[" + s.input.View() + "]\n")
 	role := "as " + s.newRole
@@ -271,8 +346,9 @@ func (s *hostsScreen) view(m *Model) string {
 	ipw := ipWidth(s.rows)
 	b.WriteString(st.Bold.Render(fmt.Sprintf("  %-3s %-*s %s", "#", ipw, "IP", "ROLE")) +
 		st.Faint.Render(fmt.Sprintf("   %s, %s", plural(nm, "master"), plural(len(s.rows)-nm, "node"))) + "\n")
-	// Show a window of rows around the selection so long lists fit.
-	room := max(m.bodyHeight()-11, 3)
+	// Show a window of rows around the selection so long lists fit, with
+	// room below for the "more rows" line, a blank, a problem and a hint.
+	room := max(m.bodyHeight()-strings.Count(b.String(), "\n")-4, 3)
 	first := 0
 	if s.sel >= room {
 		first = s.sel - room + 1
@@ -305,8 +381,19 @@ func (s *hostsScreen) view(m *Model) string {
 	for _, w := range warns {
 		b.WriteString(st.Warn.Render("! "+w) + "\n")
 	}
-	if len(errs) == 0 && s.err == "" {
+	if len(errs) == 0 && s.err == "" && nameProblem(s.name.Value()) == "" {
 		b.WriteString(st.Faint.Render("Enter on an empty field continues to SSH.") + "\n")
+	}
+	return b.String()
+}
+
+// indentWrap wraps text to the screen, every line indented, so a long
+// message under a field is read whole rather than cut at the edge.
+func indentWrap(style lipgloss.Style, text string, indent, width int) string {
+	var b strings.Builder
+	wrapped := lipgloss.NewStyle().Width(max(width-indent, 20)).Render(text)
+	for _, l := range strings.Split(wrapped, "\n") {
+		b.WriteString(strings.Repeat(" ", indent) + style.Render(strings.TrimRight(l, " ")) + "\n")
 	}
 	return b.String()
 }

@@ -344,14 +344,15 @@ func (m *Model) viewDone() string {
 	if s.err != nil {
 		b.WriteString("Fix the cause, then resume (finished steps are skipped):\n")
 		b.WriteString(st.Bold.Render("  "+cmd("install")) + "\n")
-		if hasSecret(m.c) && !m.review.secrets {
-			b.WriteString(st.Faint.Render("  The password is not in "+answers+": add ssh.passwdEnv or ssh.passwd first.") + "\n")
-		}
 	} else {
 		b.WriteString("Add hosts later: add them to the answers file, then\n")
 		b.WriteString(st.Bold.Render("  "+cmd("join")) + "\n")
 		b.WriteString("Undo the install on every host:\n")
 		b.WriteString(st.Bold.Render("  "+cmd("reset")) + "\n")
+	}
+	if what, is, _ := secretWords(m.c); what != "" && !m.review.secrets {
+		// Left out of the file: the commands above need it from elsewhere.
+		b.WriteString(st.Faint.Render("  The "+what+" "+is+" not in "+answers+": add "+secretFields(m.c)+" first.") + "\n")
 	}
 	b.WriteString("\nPress Enter to exit.")
 	// Wrap rather than cut: paths and commands must be readable whole.

@@ -18,7 +18,7 @@ type keyMap struct {
 	AuthMode         key.Binding // SSH: key file or password
 	Retry            key.Binding // Connect, Preflight: run again
 	Save             key.Binding // Review
-	Secrets          key.Binding // Review: include the password in the file
+	Secrets          key.Binding // Review: include the password and passphrase in the file
 	Yes, No          key.Binding // questions (host keys, stop the install)
 }
 
@@ -41,7 +41,7 @@ func defaultKeys() keyMap {
 		AuthMode: key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "key file/password")),
 		Retry:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "run again")),
 		Save:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "save answers")),
-		Secrets:  key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "include password")),
+		Secrets:  key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "include secrets")),
 		Yes:      key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
 		No:       key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
 	}

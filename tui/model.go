@@ -210,6 +210,14 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.showHelp = true
 		return nil
 	}
+	if m.ssh.checking {
+		// The key file is being read before connecting: Esc cancels and
+		// goes back; other keys wait for the answer.
+		if !key.Matches(msg, k.Back) {
+			return nil
+		}
+		m.ssh.cancelCheck()
+	}
 	switch m.screen {
 	case ScreenWelcome:
 		if key.Matches(msg, k.Enter) {
@@ -240,7 +248,7 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 func (m *Model) typing() bool {
 	switch m.screen {
 	case ScreenHosts:
-		return m.hosts.focus == hostsFocusInput
+		return m.hosts.typing()
 	case ScreenSSH:
 		return m.ssh.focused().isText
 	case ScreenReview:
@@ -266,7 +274,7 @@ func (m *Model) goTo(s Screen) tea.Cmd {
 	m.showHelp = false
 	switch s {
 	case ScreenHosts:
-		return m.hosts.input.Focus()
+		return m.hosts.setFocus(m.hosts.focus)
 	case ScreenSSH:
 		return m.ssh.focusCurrent()
 	case ScreenConnect:

@@ -311,9 +311,10 @@ func TestReviewSave(t *testing.T) {
 	if err != nil || len(c.All()) != 1 {
 		t.Fatalf("saved file does not parse back: %v\n%s", err, b)
 	}
-	// Asked for: the password is written.
+	// Asked for: the password is written, but not shown.
 	d.keys("p")
-	d.wantScreen("pw-42", "written in plain text")
+	d.wantScreen("passwd: '***'", "saved in plain text")
+	d.rejectScreen("pw-42")
 	d.keys("s", "enter")
 	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "pw-42") {
 		t.Fatalf("password not saved when asked:\n%s", b)

@@ -14,7 +14,7 @@ import (
 
 type reviewScreen struct {
 	vp      viewport.Model
-	secrets bool // write the password into the file: only when asked
+	secrets bool // write the password and passphrase into the file: only when asked
 	asking  bool // the save path prompt is open
 	path    textinput.Model
 	saved   string
@@ -35,28 +35,87 @@ func (s *reviewScreen) setSize(w, h int) {
 	s.path.SetWidth(min(50, max(w-30, 10)))
 }
 
-// refresh renders the answers file as it will be saved.
+// refresh renders the answers file as it will be saved. The screen shows
+// secrets the file includes as ***: asking to save them is no reason to
+// show them to whoever looks at the terminal.
 func (s *reviewScreen) refresh(m *Model) {
-	b, err := m.c.Marshal(cluster.MarshalOptions{IncludeSecrets: s.secrets})
+	opts := cluster.MarshalOptions{IncludeSecrets: s.secrets}
+	b, err := m.c.Marshal(opts)
 	if err != nil {
 		s.err = err.Error()
 		return
 	}
-	s.text = b
-	s.vp.SetContent(strings.TrimRight(string(b), "\n"))
-}
-
-// hasSecret reports whether the file would lose an inline password.
-func hasSecret(c *cluster.Cluster) bool {
-	if c.SSH.Password != "" || c.SSH.PrivateKeyPassword != "" {
-		return true
-	}
-	for _, h := range c.Hosts {
-		if h.SSH.Password != "" || h.SSH.PrivateKeyPassword != "" {
-			return true
+	shown := b
+	if s.secrets {
+		if shown, err = maskSecrets(m.c).Marshal(opts); err != nil {
+			s.err = err.Error()
+			return
 		}
 	}
-	return false
+	s.text = b
+	s.vp.SetContent(strings.TrimRight(string(shown), "\n"))
+}
+
+// maskSecrets is a copy of c with every inline secret replaced by ***.
+func maskSecrets(c *cluster.Cluster) *cluster.Cluster {
+	out := cloneCluster(c)
+	mask := func(s *cluster.SSH) {
+		for _, p := range []*cluster.Secret{&s.Password, &s.PrivateKeyPassword} {
+			if *p != "" {
+				*p = cluster.Secret(p.String())
+			}
+		}
+	}
+	mask(&out.SSH)
+	for i := range out.Hosts {
+		mask(&out.Hosts[i].SSH)
+	}
+	return out
+}
+
+// inlineSecrets names the secrets the file would lose unless asked to hold
+// them: typed in the wizard or inline in the answers, not from an
+// environment variable or a file (those are saved as that reference).
+func inlineSecrets(c *cluster.Cluster) (password, passphrase bool) {
+	for _, s := range append([]cluster.SSH{c.SSH}, hostSSH(c)...) {
+		password = password || s.Password != "" && s.PasswordEnv == "" && s.PasswordFile == ""
+		passphrase = passphrase || s.PrivateKeyPassword != "" && s.PrivateKeyPasswordEnv == "" && s.PrivateKeyPasswordFile == ""
+	}
+	return password, passphrase
+}
+
+func hostSSH(c *cluster.Cluster) []cluster.SSH {
+	out := make([]cluster.SSH, len(c.Hosts))
+	for i, h := range c.Hosts {
+		out[i] = h.SSH
+	}
+	return out
+}
+
+// secretWords is "password", "key passphrase", "password and key
+// passphrase" or "" for the inline secrets of c, with the verb and pronoun
+// that go with it.
+func secretWords(c *cluster.Cluster) (what, is, it string) {
+	switch pw, pp := inlineSecrets(c); {
+	case pw && pp:
+		return "password and key passphrase", "are", "them"
+	case pp:
+		return "key passphrase", "is", "it"
+	case pw:
+		return "password", "is", "it"
+	}
+	return "", "is", "it"
+}
+
+// secretFields says where to put the secrets left out of the file.
+func secretFields(c *cluster.Cluster) string {
+	switch pw, pp := inlineSecrets(c); {
+	case pw && pp:
+		return "ssh.passwdEnv and ssh.pkPasswdEnv (or passwd, pkPasswd)"
+	case pp:
+		return "ssh.pkPasswdEnv or ssh.pkPasswd"
+	}
+	return "ssh.passwdEnv or ssh.passwd"
 }
 
 func saveCmd(path string, data []byte, auto bool) tea.Cmd {
@@ -119,7 +178,7 @@ func (s *reviewScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 		if !m.preflightOK {
 			// Answers from a file, or edited since the checks: connect and
 			// check them first; Preflight comes back here.
-			return m.goTo(ScreenConnect)
+			return m.toConnect()
 		}
 		return m.goTo(ScreenInstall)
 	default:
@@ -137,15 +196,17 @@ func (s *reviewScreen) view(m *Model) string {
 	b.WriteString(st.Faint.Render(strings.Repeat("─", m.width)) + "\n")
 	b.WriteString(s.vp.View() + "\n")
 	b.WriteString(st.Faint.Render(strings.Repeat("─", m.width)) + "\n")
-	switch {
-	case s.secrets:
-		b.WriteString(st.Warn.Render("! The password is written in plain text (p to leave it out).") + "\n")
-	case hasSecret(m.c):
-		b.WriteString(st.Faint.Render("The password is left out of the file (p to include it).") + "\n")
-	default:
+	switch what, is, it := secretWords(m.c); {
+	case what == "":
 		b.WriteString("\n")
+	case s.secrets:
+		b.WriteString(st.Warn.Render("! The "+what+" "+is+" saved in plain text (p to leave "+it+" out).") + "\n")
+	default:
+		b.WriteString(st.Faint.Render("The "+what+" "+is+" left out of the file (p to include "+it+").") + "\n")
 	}
 	switch {
+	case m.ssh.checking:
+		b.WriteString(st.Info.Render("… reading the SSH key file"))
 	case s.asking:
 		b.WriteString(st.Focused.Render("> Save to: ") + "[" + s.path.View() + "]" + st.Faint.Render(" enter saves, esc cancels"))
 	case s.err != "":

@@ -17,6 +17,7 @@ const (
 	sshPort
 	sshAuth
 	sshKey
+	sshPassphrase // the key's, shown once the key turns out encrypted
 	sshPassword
 	sshFields
 )
@@ -29,8 +30,15 @@ type sshField struct {
 type sshScreen struct {
 	inputs      [sshFields]textinput.Model // sshAuth has none
 	usePassword bool
-	focus       int
-	err         string
+	// askPassphrase shows the passphrase field: the key was found
+	// encrypted, or the answers gave a passphrase.
+	askPassphrase bool
+	focus         int
+	err           string
+	// checking is true while the key file is read before connecting;
+	// keyGen numbers those reads so a cancelled one is ignored.
+	checking bool
+	keyGen   int
 }
 
 func newSSHScreen(m *Model) sshScreen {
@@ -56,6 +64,14 @@ func newSSHScreen(m *Model) sshScreen {
 	if c.PasswordEnv != "" || c.PasswordFile != "" {
 		s.inputs[sshPassword].Placeholder = "from " + c.PasswordEnv + c.PasswordFile
 	}
+	s.inputs[sshPassphrase].EchoMode = textinput.EchoPassword
+	s.inputs[sshPassphrase].CharLimit = 1024
+	s.inputs[sshPassphrase].SetValue(c.PrivateKeyPassword.Reveal())
+	s.inputs[sshPassphrase].Placeholder = "the key's passphrase"
+	if c.PrivateKeyPasswordEnv != "" || c.PrivateKeyPasswordFile != "" {
+		s.inputs[sshPassphrase].Placeholder = "from " + c.PrivateKeyPasswordEnv + c.PrivateKeyPasswordFile
+	}
+	s.askPassphrase = c.PrivateKeyPassword != "" || c.PrivateKeyPasswordEnv != "" || c.PrivateKeyPasswordFile != ""
 	s.usePassword = c.PrivateKey == "" && (c.Password != "" || c.PasswordEnv != "" || c.PasswordFile != "") && m.opts.DefaultKey == ""
 	return s
 }
@@ -71,17 +87,20 @@ func (s *sshScreen) field(i int) sshField {
 	if !s.usePassword {
 		pw = "Sudo password:"
 	}
-	return [...]sshField{{"User:", true}, {"Port:", true}, {"Log in with:", false}, {"Key file:", true}, {pw, true}}[i]
+	return [...]sshField{{"User:", true}, {"Port:", true}, {"Log in with:", false}, {"Key file:", true}, {"Passphrase:", true}, {pw, true}}[i]
 }
 
 func (s *sshScreen) focused() sshField { return s.field(s.focus) }
 
 // visible reports whether a field is shown: the key file only for key
-// login, the password field for password login or a non-root user (sudo).
+// login, its passphrase only for an encrypted key, the password field for
+// password login or a non-root user (sudo).
 func (s *sshScreen) visible(i int) bool {
 	switch i {
 	case sshKey:
 		return !s.usePassword
+	case sshPassphrase:
+		return !s.usePassword && s.askPassphrase
 	case sshPassword:
 		return s.usePassword || strings.TrimSpace(s.inputs[sshUser].Value()) != "root"
 	}
@@ -134,9 +153,17 @@ func (s *sshScreen) check(m *Model) string {
 	old := m.c.SSH
 	n := old
 	n.User, n.Port = user, port
+	// A secret typed here replaces its passwdEnv/passwdFile source; one
+	// left as it came (from that source) keeps it, so the saved answers
+	// still name the variable or file instead of leaving the secret out.
 	n.Password = cluster.Secret(pw)
-	if pw != "" || s.usePassword && old.PasswordEnv == "" && old.PasswordFile == "" {
+	if pw != old.Password.Reveal() {
 		n.PasswordEnv, n.PasswordFile = "", ""
+	}
+	pp := s.inputs[sshPassphrase].Value()
+	n.PrivateKeyPassword = cluster.Secret(pp)
+	if pp != old.PrivateKeyPassword.Reveal() {
+		n.PrivateKeyPasswordEnv, n.PrivateKeyPasswordFile = "", ""
 	}
 	if s.usePassword {
 		if pw == "" && n.PasswordEnv == "" && n.PasswordFile == "" {
@@ -171,7 +198,7 @@ func (s *sshScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 		if s.err = s.check(m); s.err != "" {
 			return nil
 		}
-		return m.goTo(ScreenConnect)
+		return m.toConnect()
 	case s.focus == sshAuth && key.Matches(msg, k.AuthMode, k.Left, k.Right):
 		s.usePassword = !s.usePassword
 		return nil
@@ -225,10 +252,17 @@ func (s *sshScreen) view(m *Model) string {
 	if !s.usePassword {
 		b.WriteString(st.Faint.Render("An empty key file tries ~/.ssh/id_ed25519, id_ecdsa, id_rsa and ssh-agent.") + "\n")
 	}
-	b.WriteString(st.Faint.Render("The password is kept out of the saved answers file unless you ask.") + "\n\n")
-	if s.err != "" {
-		b.WriteString(st.Fail.Render("✗ "+s.err) + "\n")
+	if s.visible(sshPassphrase) {
+		b.WriteString(st.Faint.Render("The password and passphrase stay out of the saved answers unless you ask.") + "\n\n")
 	} else {
+		b.WriteString(st.Faint.Render("The password is kept out of the saved answers file unless you ask.") + "\n\n")
+	}
+	switch {
+	case s.checking:
+		b.WriteString(st.Info.Render("… reading the key file") + "\n")
+	case s.err != "":
+		b.WriteString(indentWrap(st.Fail, "✗ "+s.err, 0, m.width))
+	default:
 		b.WriteString(st.Faint.Render("Enter on the last field connects to the hosts.") + "\n")
 	}
 	return b.String()
