@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/sealpack/sealpack/internal/ctxio"
 )
 
 // partWriter writes the logical content of a bundle into one temporary file,
@@ -86,6 +89,49 @@ func (p *partWriter) Write(b []byte) (int, error) {
 		b = b[n:]
 	}
 	return written, nil
+}
+
+// fileCopyChunk bounds one copy_file_range call of copyFile, so that a
+// cancelled build stops within a chunk rather than at the end of a blob.
+const fileCopyChunk = 64 << 20
+
+// copyFile appends the next n bytes of f (from its current offset). Unsplit,
+// the bytes go from file to file in the kernel: os.File.ReadFrom with an
+// *io.LimitedReader over an *os.File is copy_file_range(2), which shares
+// extents where the filesystem can (reflinks) and otherwise copies without
+// passing the bytes through user space. A split bundle hashes each part, so
+// its bytes are read and written through a buffer as for any reader. Fewer
+// than n bytes in f is io.ErrUnexpectedEOF; the caller takes the bytes back.
+func (p *partWriter) copyFile(ctx context.Context, f *os.File, n int64) (int64, error) {
+	if p.partSize > 0 {
+		m, err := io.CopyBuffer(p, io.LimitReader(ctxio.Reader(ctx, f), n), make([]byte, blobCopySize))
+		if err == nil && m < n {
+			err = io.ErrUnexpectedEOF
+		}
+		return m, err
+	}
+	var done int64
+	for done < n {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		dst, _, err := p.current()
+		if err != nil {
+			return done, err
+		}
+		chunk := min(n-done, fileCopyChunk)
+		m, err := dst.ReadFrom(&io.LimitedReader{R: f, N: chunk})
+		done += m
+		p.off += m
+		p.writeback(dst)
+		if err != nil {
+			return done, fmt.Errorf("write %s: %w", p.final, err)
+		}
+		if m < chunk {
+			return done, io.ErrUnexpectedEOF
+		}
+	}
+	return done, nil
 }
 
 // writeback starts the disk writing f's bytes once enough have piled up.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -150,6 +151,55 @@ func (w *Writer) AddBlob(ctx context.Context, r io.Reader, digest, mediaType str
 		return Blob{}, err
 	}
 	return w.index.Blobs[w.blobs[got]], nil
+}
+
+// AddVerifiedFile stores the content of f, a regular file the caller has
+// already checked: its size bytes hash to digest. The bytes are not hashed
+// again, and an unsplit bundle copies them file to file in the kernel
+// (copy_file_range), so a rebuild from a blob cache costs a copy and no
+// SHA-256 pass. A split bundle still reads them once, for its part digests
+// (SHA-256 of each part as a whole, which no per-blob digest can give).
+//
+// Why it is safe: a caller only passes files whose digest it checked when it
+// wrote them, such as a content-addressed cache that renames an entry into
+// place after checking it (generator/images.Cache), and that it has not seen
+// written since. The writer checks what costs nothing: the digest's form and
+// f's size. A file changed behind the caller's back would give a bundle whose
+// index records the right digest over the wrong bytes: Open accepts it, but
+// Verify (installer.run verify) hashes every blob against the index and
+// names the blob, and the bundle's registry and layer readers check each
+// blob's digest as they stream it. So a bad file does not go unnoticed; it is
+// found when the bundle is read, not while it is written. Inputs that were
+// not checked go through AddBlob.
+func (w *Writer) AddVerifiedFile(ctx context.Context, f *os.File, digest string, size int64, mediaType string) (Blob, error) {
+	if !digestRE.MatchString(digest) {
+		return Blob{}, fmt.Errorf("store blob from %s: invalid digest %q", f.Name(), digest)
+	}
+	if i, ok := w.blobs[digest]; ok {
+		return w.index.Blobs[i], nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return Blob{}, fmt.Errorf("store blob %s: %w", digest, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Blob{}, fmt.Errorf("store blob %s: %s is not a regular file", digest, f.Name())
+	}
+	if fi.Size() != size {
+		return Blob{}, fmt.Errorf("store blob %s: %s is %d bytes, want %d", digest, f.Name(), fi.Size(), size)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Blob{}, fmt.Errorf("store blob %s: %w", digest, err)
+	}
+	start := w.out.off
+	if _, err := w.out.copyFile(ctx, f, size); err != nil {
+		w.out.truncate(start)
+		return Blob{}, fmt.Errorf("store blob %s from %s: %w", digest, f.Name(), err)
+	}
+	if err := w.record(start, Blob{Digest: digest, Size: size, MediaType: mediaType}); err != nil {
+		return Blob{}, err
+	}
+	return w.index.Blobs[w.blobs[digest]], nil
 }
 
 // record adds a blob just written at start, or takes the bytes back when the

@@ -452,7 +452,8 @@ func (f *fetcher) fetchBlob(ctx context.Context, repo name.Repository, d v1.Desc
 		return 0, fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	defer rc.Close()
-	return f.o.Cache.Put(ctx, d.Digest.String(), d.Size, countReader{rc, read})
+	// Compressed's reader checks the digest as it streams.
+	return f.o.Cache.putVerified(ctx, d.Digest.String(), d.Size, countReader{rc, read})
 }
 
 // checkPlatform refuses a single-platform image built for another machine.
