@@ -136,12 +136,18 @@ Y
   "$GEN" -f "$A/Kubefile" -o "$A/installer.run" --image "oci:$A/layout:e2e/httpd:v1=docker.io/e2e/httpd:v1" "$A"
 }
 
-answers() { # answers HOSTS...: first is the master
-  local m=$1; shift
+answers() { # answers MASTER [NODE...]: the Clusterfile for these hosts
+  local m=$1; shift; cluster_file "$m" "$*"
+}
+cluster_file() { # cluster_file "MASTERS" "NODES": the Clusterfile; the first master is master0
+  list() { local n; for n in $1; do ip_of "$n"; done | paste -sd, | sed 's/,/, /g'; }
   { echo "apiVersion: sealer.io/v2"; echo "kind: Cluster"; echo "metadata: {name: e2e-k8s}"; echo "spec:"; echo "  hosts:"
-    echo "    - ips: [$(ip_of "$m")]"; echo "      roles: [master]"
-    [ $# -eq 0 ] || { echo "    - ips: [$(for n in "$@"; do ip_of "$n"; done | paste -sd, | sed 's/,/, /g')]"; echo "      roles: [node]"; }
-    echo "  ssh:"; echo "    pk: $E/client_key"; } > "$E/cluster.yaml"
+    echo "    - ips: [$(list "$1")]"; echo "      roles: [master]"
+    [ -z "$2" ] || { echo "    - ips: [$(list "$2")]"; echo "      roles: [node]"; }
+    echo "  ssh:"; echo "    pk: $E/client_key"
+    # the hosts share this machine's disk with its builds: the kubelets' default thresholds (15 %
+    # free for images) would evict the app whenever the machine's disk is fuller than that
+    echo "  env: [\"SEALPACK_K8S_EVICTION_HARD=nodefs.available<1%,imagefs.available<1%\"]"; } > "$E/cluster.yaml"
 }
 
 on() { local n=$1; shift; ssh -i "$E/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes "root@$(ip_of "$n")" "$@"; }
@@ -221,6 +227,12 @@ do_install() {
   log "install on $#: $(head -1 "$b")"
 }
 
+timed() { # timed WHAT CMD...: run CMD; its seconds and the installer's phase times into bench-steps.txt
+  local what=$1 t0=$SECONDS; shift
+  "$@" 2>&1 | tee "$E/step.log"
+  { echo "$what: $(( SECONDS - t0 )) s"; grep -E 'finished in' "$E/step.log" | grep -v ' in 0s$' | sed 's/^/  /' || true; } >> "$E/bench-steps.txt"
+}
+
 # check HOST...: the cluster on these hosts (the first is the master) is healthy and its app serves
 check() {
   local m=$1 want=$# apps=$(( $# < 2 ? 1 : 2 )) n
@@ -272,19 +284,33 @@ down() {
 }
 
 all() {
+  # leftovers of an earlier run (KEEP=1, or killed): its hosts, bridge and known_hosts go first
+  [ ! -d "$E" ] || KEEP= down
   trap down EXIT
   up; for n in h1 h2 h3; do snapshot $n "$E/$n.before"; done
   app; do_install h1 h2 h3; check h1 h2 h3
-  # a fourth host joins the running cluster
+  # a fourth host joins the running cluster as a second control plane, after its join data has
+  # expired: bootstrap tokens and uploaded certificates deleted, the share's copy two hours old
+  # (scripts/refresh-share.sh must make new ones)
   up h4; snapshot h4 "$E/h4.before"
-  answers h1 h2 h3 h4; inst join
-  on h1 KUBECONFIG=/etc/kubernetes/admin.conf kubectl wait --for=condition=Ready node/h4 --timeout=180s
+  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    for t in $(kubeadm token list | awk "NR > 1 {print \$1}"); do kubeadm token delete "$t"; done
+    kubectl -n kube-system delete secret kubeadm-certs --ignore-not-found
+    touch -d "2 hours ago" /var/lib/sealpack/share/k8s-join.env'
+  cluster_file "h1 h4" "h2 h3"
+  timed "join of a 4th host as a control plane" inst join
+  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    kubectl wait --for=condition=Ready node/h4 --timeout=180s
+    kubectl -n kube-system wait --for=condition=Ready pod/etcd-h4 pod/kube-apiserver-h4 pod/kube-controller-manager-h4 pod/kube-scheduler-h4 --timeout=180s'
   check h1 h2 h3 h4
-  inst reset; assert_clean h1 h2 h3 h4
+  # the second control plane serves the API on its own
+  on h4 'KUBECONFIG=/etc/kubernetes/admin.conf kubectl --server https://$(hostname -i | cut -d" " -f1):6443 get nodes' >/dev/null \
+    || { echo "FAIL: h4's API server does not answer"; return 1; }
+  timed "reset of 4 hosts" inst reset; assert_clean h1 h2 h3 h4
   # the reset first host installs again, alone: a single-host cluster whose master runs the app
   do_install h1; check h1
   inst reset; assert_clean h1
-  echo "== timings"; cat "$E"/bench-3.txt "$E"/bench-1.txt
+  echo "== timings"; cat "$E"/bench-3.txt "$E"/bench-1.txt "$E"/bench-steps.txt
 }
 
 # preflight: what this tier needs on the machine running it. Exit 3 (skip) outside CI, 1 under CI=true.

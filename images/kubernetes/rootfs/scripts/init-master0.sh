@@ -4,8 +4,7 @@ exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently
 # init-master0.sh (the first master): kubeadm init, images from the embedded registry through
 # containerd's registry.k8s.io mirror; join data into $SEALPACK_SHARE; admin kubeconfig for root.
 . scripts/lib.sh
-CFG=/etc/sealpack/k8s/kubeadm-init.yaml
-ENDPOINT=${SEALPACK_K8S_ENDPOINT:-$SEALPACK_HOST_IP:$API_PORT}
+CFG=$INIT_CFG
 
 if [ -f /etc/kubernetes/admin.conf ] && kubectl --kubeconfig /etc/kubernetes/admin.conf get --raw /readyz >/dev/null 2>&1; then
   log "control plane already initialised"
@@ -47,19 +46,7 @@ export KUBECONFIG=/etc/kubernetes/admin.conf
 root_kubeconfig
 
 # join data for every other host (the engine copies $SEALPACK_SHARE before the join phases)
-join=$(kubeadm token create --ttl 24h --print-join-command)
-token=$(sed -n 's/.*--token \([^ ]*\).*/\1/p' <<<"$join")
-hash=$(sed -n 's/.*--discovery-token-ca-cert-hash \([^ ]*\).*/\1/p' <<<"$join")
-key=$(kubeadm init phase upload-certs --upload-certs --config $CFG 2>/dev/null | tail -1)
-[ -n "$token" ] && [ -n "$hash" ] && [ -n "$key" ] || die "no join data (token '$token', hash '$hash', key '$key')"
-mkdir -p "$SEALPACK_SHARE"
-cat > "$SEALPACK_SHARE/k8s-join.env" <<E
-K8S_ENDPOINT=$ENDPOINT
-K8S_TOKEN=$token
-K8S_CA_HASH=$hash
-K8S_CERT_KEY=$key
-E
-chmod 0600 "$SEALPACK_SHARE/k8s-join.env"
+write_join_data
 # the pod-network sync on every node lists nodes (podCIDR, InternalIP); the Node authorizer lets a
 # kubelet read only its own Node, so the sync gets a read-only service-account credential
 kubectl apply -f - <<'Y'

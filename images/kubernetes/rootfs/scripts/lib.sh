@@ -8,6 +8,8 @@ API_PORT=${SEALPACK_K8S_API_PORT:-6443}
 ROOTFS=$(pwd)
 STATE=/etc/sealpack/k8s          # what the phases installed, for reset-host.sh
 CRI=unix:///run/containerd/containerd.sock
+INIT_CFG=$STATE/kubeadm-init.yaml   # init-master0.sh's kubeadm configuration
+ENDPOINT=${SEALPACK_K8S_ENDPOINT:-${SEALPACK_MASTER0_IP:-}:$API_PORT}   # the API every host joins
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p "$STATE"
 
@@ -36,6 +38,16 @@ failCgroupV1: false
 failSwapOn: false
 containerRuntimeEndpoint: $CRI
 Y
+  # SEALPACK_K8S_EVICTION_HARD="nodefs.available<1%,imagefs.available<1%" (answers file spec.env):
+  # the kubelets' hard eviction thresholds, for hosts that share a nearly full disk; unset: the
+  # kubelet's defaults
+  if [ -n "${SEALPACK_K8S_EVICTION_HARD:-}" ]; then
+    echo "evictionHard:"
+    tr ',' '\n' <<<"$SEALPACK_K8S_EVICTION_HARD" | while IFS='<' read -r k v; do
+      [ -n "$k" ] && [ -n "$v" ] || die "SEALPACK_K8S_EVICTION_HARD: '$k<$v' is not SIGNAL<QUANTITY"
+      echo "  $k: \"$v\""
+    done
+  fi
 }
 node_registration() { # the nodeRegistration block of the init and join configurations
   cat <<Y
@@ -64,4 +76,18 @@ root_kubeconfig() {
     cp -p /root/.kube/config $STATE/root-kubeconfig.orig
   fi
   install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
+}
+# write_join_data (the first master): a bootstrap token (24 h), the CA hash and a certificate key
+# (the control-plane certificates uploaded for 2 h) into $SEALPACK_SHARE/k8s-join.env
+write_join_data() {
+  local join token hash key
+  join=$(KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --ttl 24h --print-join-command)
+  token=$(sed -n 's/.*--token \([^ ]*\).*/\1/p' <<<"$join")
+  hash=$(sed -n 's/.*--discovery-token-ca-cert-hash \([^ ]*\).*/\1/p' <<<"$join")
+  key=$(kubeadm init phase upload-certs --upload-certs --config $INIT_CFG 2>/dev/null | tail -1)
+  [ -n "$token" ] && [ -n "$hash" ] && [ -n "$key" ] || die "no join data (token '$token', hash '$hash', key '$key')"
+  mkdir -p "$SEALPACK_SHARE"
+  printf 'K8S_ENDPOINT=%s\nK8S_TOKEN=%s\nK8S_CA_HASH=%s\nK8S_CERT_KEY=%s\n' "$ENDPOINT" "$token" "$hash" "$key" \
+    > "$SEALPACK_SHARE/k8s-join.env.tmp"
+  chmod 0600 "$SEALPACK_SHARE/k8s-join.env.tmp"; mv -f "$SEALPACK_SHARE/k8s-join.env.tmp" "$SEALPACK_SHARE/k8s-join.env"
 }
