@@ -97,9 +97,10 @@ const fileCopyChunk = 64 << 20
 
 // copyFile appends the next n bytes of f (from its current offset). Unsplit,
 // the bytes go from file to file in the kernel: os.File.ReadFrom with an
-// *io.LimitedReader over an *os.File is copy_file_range(2), which shares
-// extents where the filesystem can (reflinks) and otherwise copies without
-// passing the bytes through user space. A split bundle hashes each part, so
+// *io.LimitedReader over an *os.File is copy_file_range(2), a copy of page
+// cache pages that never passes through user space. (It does not share
+// extents even where the filesystem has reflinks: blobs are packed at
+// offsets that are not block-aligned.) A split bundle hashes each part, so
 // its bytes are read and written through a buffer as for any reader. Fewer
 // than n bytes in f is io.ErrUnexpectedEOF; the caller takes the bytes back.
 func (p *partWriter) copyFile(ctx context.Context, f *os.File, n int64) (int64, error) {
