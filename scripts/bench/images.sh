@@ -2,7 +2,8 @@
 # Image fetch benchmark: 20 images (~500 MB) in a loopback registry.
 # Cold gen build vs `crane pull` of the same images one after another, and a
 # warm rebuild (blob cache hit) vs the cold build; `cp` of the installer
-# (coreutils uses copy_file_range) as the floor of a rebuild that copies.
+# (coreutils uses copy_file_range), alone and followed by an fsync as gen
+# does, as the floor of a rebuild that copies.
 #
 # Environment:
 #   N=20, SIZE=26214400   images, and bytes of random layer data per image
@@ -51,6 +52,10 @@ build() {
 	cmp -s "$work/cold.run" "$work/warm.run" || { echo "$1: warm rebuild differs from cold build" >&2; exit 1; }
 	sync
 	timed "$1-cp" cp "$work/cold.run" "$work/copy.run"
+	rm -f "$work/copy.run"
+	sync
+	# gen syncs the installer before renaming it into place: so does this floor.
+	timed "$1-cpsync" bash -c 'cp "$0" "$1" && sync "$1"' "$work/cold.run" "$work/copy.run"
 	size=$(stat -c %s "$work/cold.run")
 }
 
@@ -74,6 +79,7 @@ function report(g, label) {
   printf "%s cold build:      %6.2f s wall %5.2f s cpu  (%.2fx crane; goal <= 0.7x)\n", label, med(g "-cold"), med(g "-cold", "cpu"), medratio(g "-cold", "crane")
   printf "%s warm rebuild:    %6.2f s wall %5.2f s cpu  (%.0f%% of cold; goal <= 10%%)\n", label, med(g "-warm"), med(g "-warm", "cpu"), 100 * medratio(g "-warm", g "-cold")
   printf "%s cp of installer: %6.2f s wall %5.2f s cpu  (warm is %.2fx cp)\n", label, med(g "-cp"), med(g "-cp", "cpu"), medratio(g "-warm", g "-cp")
+  printf "%s cp, then fsync:  %6.2f s wall %5.2f s cpu  (warm is %.2fx; %.0f%% of cold)\n", label, med(g "-cpsync"), med(g "-cpsync", "cpu"), medratio(g "-warm", g "-cpsync"), 100 * medratio(g "-cpsync", g "-cold")
 }
 END {
   printf "images: %d, installer %.0f MB, medians of %d rounds (ratios: median of each round'"'"'s ratio)\n", n, s / 1048576, runs
