@@ -111,13 +111,15 @@ func Stream(ctx context.Context, refs []Ref, o FetchOptions, add func(Pulled) er
 	f.inOrder = true
 	fetched := make(chan error, 1)
 	go func() { fetched <- f.fetchBlobs(ctx, out, func(i int) { close(ready[i]) }) }()
+	var ferr error
+	done := false // fetched has been received from
 	stop := func(err error) ([]Pulled, error) {
 		cancel()
-		<-fetched
+		if !done { // else nothing is left to wait for, or send
+			<-fetched
+		}
 		return nil, err
 	}
-	var ferr error
-	done := false
 	for i := range out {
 		if !done {
 			select {
