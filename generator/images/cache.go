@@ -209,12 +209,10 @@ func (c *Cache) put(ctx context.Context, digest string, size int64, r io.Reader,
 	if size >= 0 && n != size {
 		return n, fmt.Errorf("blob %s: received %d bytes, expected %d", digest, n, size)
 	}
-	fi, err := os.Stat(tmp.Name())
-	if err != nil {
-		return n, err
-	}
-	if err := stamp(tmp.Name(), digest, fi); err != nil {
-		return n, err
+	// Unstamped (a filesystem that keeps no nanoseconds, or refuses
+	// the time), the entry is only hashed again when it is used.
+	if fi, err := os.Stat(tmp.Name()); err == nil {
+		_ = stamp(tmp.Name(), digest, fi)
 	}
 	return n, os.Rename(tmp.Name(), p)
 }
