@@ -306,37 +306,53 @@ func findApp(cfg bundle.Config, name string) *bundle.App {
 }
 
 // Reset undoes the install on every host of the Clusterfile: it runs the
-// image's reset-host.sh, then removes everything under the data root.
+// image's reset-host.sh, then removes everything under the data root. The
+// first master goes last, once every other host is done, in the reverse
+// order of the install: a control plane that leaves while the first one still
+// runs can take itself out of the cluster (kubeadm removes its etcd member)
+// instead of waiting out the timeouts of a cluster that is already gone.
+// Every host is reset even when another fails; the errors are joined.
 func (e *Engine) Reset(ctx context.Context) error {
-	all := e.c.All()
-	err := forEach(ctx, all, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
-		c, err := e.conn(ctx, n)
-		if err != nil {
-			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: "connect", Err: err})
-			return err
+	m0 := e.c.Master0()
+	var first []cluster.Node
+	for _, n := range e.c.All() {
+		if n.IP != m0.IP {
+			first = append(first, n)
 		}
-		start := time.Now()
-		e.emit(Event{Kind: StepStart, Host: n.IP, Phase: "reset", Step: PhaseResetHost})
-		// The registry is stopped even when the image's script fails; the
-		// script's failure still fails the reset.
-		script := fmt.Sprintf("rc=0\nif [ -d %[1]s ]; then (cd %[1]s && %[2]s) || rc=$?; fi\n%[3]s\nexit $rc",
-			shellQuote(e.rootfsPath()), phaseScript(PhaseResetHost), e.stopRegistryScript())
-		if err := e.runScript(ctx, c, "reset", "scripts/reset-host.sh", "/", e.scriptEnv(n), script); err != nil {
-			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Err: err})
-			return err
-		}
-		if _, err := c.Output(ctx, "rm -rf "+shellQuote(e.dataRoot()), 10*time.Minute); err != nil {
-			e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: "remove data root", Err: err})
-			return err
-		}
-		e.state.forget(n.IP)
-		e.emit(Event{Kind: StepDone, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Elapsed: time.Since(start)})
-		return nil
-	})
+	}
+	err := errors.Join(
+		forEach(ctx, first, e.opts.Parallel, e.resetHost),
+		forEach(ctx, []cluster.Node{m0}, 1, e.resetHost))
 	if serr := e.state.save(); err == nil {
 		err = serr
 	}
 	return err
+}
+
+// resetHost runs reset-host.sh on one host and removes its data root.
+func (e *Engine) resetHost(ctx context.Context, n cluster.Node) error {
+	c, err := e.conn(ctx, n)
+	if err != nil {
+		e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: "connect", Err: err})
+		return err
+	}
+	start := time.Now()
+	e.emit(Event{Kind: StepStart, Host: n.IP, Phase: "reset", Step: PhaseResetHost})
+	// The registry is stopped even when the image's script fails; the
+	// script's failure still fails the reset.
+	script := fmt.Sprintf("rc=0\nif [ -d %[1]s ]; then (cd %[1]s && %[2]s) || rc=$?; fi\n%[3]s\nexit $rc",
+		shellQuote(e.rootfsPath()), phaseScript(PhaseResetHost), e.stopRegistryScript())
+	if err := e.runScript(ctx, c, "reset", "scripts/reset-host.sh", "/", e.scriptEnv(n), script); err != nil {
+		e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Err: err})
+		return err
+	}
+	if _, err := c.Output(ctx, "rm -rf "+shellQuote(e.dataRoot()), 10*time.Minute); err != nil {
+		e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: "remove data root", Err: err})
+		return err
+	}
+	e.state.forget(n.IP)
+	e.emit(Event{Kind: StepDone, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Elapsed: time.Since(start)})
+	return nil
 }
 
 // tailBuffer keeps the last lines of a command's output for its error.
