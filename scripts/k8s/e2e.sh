@@ -223,14 +223,17 @@ do_install() {
   on "$1" KUBECONFIG=/etc/kubernetes/admin.conf kubectl wait --for=condition=Ready node --all --timeout=180s
   local t2=$SECONDS
   { echo "hosts: $#  installer: $(( t1 - t0 )) s  all nodes Ready: $(( t2 - t0 )) s  installer.run: $(stat -c %s "$E/app/installer.run") bytes"
-    grep -E 'finished in|installed on' "$E/install-$#.log" | sed 's/^/  /'; } > "$b"
+    phase_times "$E/install-$#.log"; } > "$b"
   log "install on $#: $(head -1 "$b")"
 }
 
 timed() { # timed WHAT CMD...: run CMD; its seconds and the installer's phase times into bench-steps.txt
   local what=$1 t0=$SECONDS; shift
   "$@" 2>&1 | tee "$E/step.log"
-  { echo "$what: $(( SECONDS - t0 )) s"; grep -E 'finished in' "$E/step.log" | grep -v ' in 0s$' | sed 's/^/  /' || true; } >> "$E/bench-steps.txt"
+  { echo "$what: $(( SECONDS - t0 )) s"; phase_times "$E/step.log"; } >> "$E/bench-steps.txt"
+}
+phase_times() { # phase_times LOG: the installer's per-phase and total times in its output, indented
+  grep -E 'finished in|installed on' "$1" | grep -v ' in 0s$' | sed 's/^/  /' || true
 }
 
 # check HOST...: the cluster on these hosts (the first is the master) is healthy and its app serves
