@@ -133,13 +133,16 @@ func agentUnpack(ctx context.Context, env *Env, args []string) error {
 }
 
 // ApplyBundleLayers applies every layer of the bundle, in order, to root.
-func ApplyBundleLayers(ctx context.Context, b *bundle.Bundle, root *os.Root) error {
+// Hosts call it with no options: the setuid bits a cluster image's author
+// gave its programs stay, as they do for every other byte of its verified
+// layers.
+func ApplyBundleLayers(ctx context.Context, b *bundle.Bundle, root *os.Root, opts ...rootfs.Option) error {
 	for i, l := range b.Index.Layers {
 		r, err := b.OpenLayer(ctx, l)
 		if err != nil {
 			return err
 		}
-		err = rootfs.Apply(ctx, root, fmt.Sprintf("layer %d (%s)", i+1, l.CreatedBy), r)
+		err = rootfs.Apply(ctx, root, fmt.Sprintf("layer %d (%s)", i+1, l.CreatedBy), r, opts...)
 		r.Close()
 		if err != nil {
 			return err

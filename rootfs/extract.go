@@ -31,11 +31,25 @@ func (e *UnsafeEntryError) Error() string {
 	return fmt.Sprintf("%s: unsafe entry %q: %s", e.Layer, e.Entry, e.Reason)
 }
 
+// Option changes how Apply unpacks.
+type Option func(*applier)
+
+// StripSetID clears setuid and setgid bits from what is unpacked. By default
+// they are kept: a rootfs unpacked on a host is the cluster image as its
+// author built it.
+func StripSetID() Option { return func(a *applier) { a.stripSetID = true } }
+
 // Apply unpacks one layer's tar stream into root, honouring whiteouts. layer
 // names the stream in errors. Every path goes through os.Root, so even a
-// symlink planted by an earlier entry cannot redirect a write outside.
-func Apply(ctx context.Context, root *os.Root, layer string, r io.Reader) error {
+// symlink planted by an earlier entry cannot redirect a write outside; and
+// no symlink is made that would lead outside root once unpacked (os.Root
+// creates links without looking at their targets). root must hold only what
+// Apply put there: the check of a new link trusts the links already in it.
+func Apply(ctx context.Context, root *os.Root, layer string, r io.Reader, opts ...Option) error {
 	a := &applier{root: root, layer: layer, dirs: map[string]*os.Root{}}
+	for _, o := range opts {
+		o(a)
+	}
 	defer a.close()
 	tr := tar.NewReader(r)
 	for {
@@ -103,6 +117,8 @@ type applier struct {
 	dirs  map[string]*os.Root // clean slash path → open directory
 	stale []*os.Root          // forgotten, closed once the current entry is done
 	buf   []byte
+
+	stripSetID bool
 }
 
 // forget drops every cached directory handle. The handles stay usable until
@@ -172,10 +188,10 @@ func (a *applier) entry(name string, h *tar.Header, r io.Reader) error {
 		return fail("create parent of", err)
 	}
 	mode := fs.FileMode(h.Mode).Perm()
-	if h.Mode&0o4000 != 0 {
+	if h.Mode&0o4000 != 0 && !a.stripSetID {
 		mode |= fs.ModeSetuid
 	}
-	if h.Mode&0o2000 != 0 {
+	if h.Mode&0o2000 != 0 && !a.stripSetID {
 		mode |= fs.ModeSetgid
 	}
 	if h.Mode&0o1000 != 0 {
@@ -207,7 +223,7 @@ func (a *applier) entry(name string, h *tar.Header, r io.Reader) error {
 			return fail("write", err)
 		}
 	case tar.TypeSymlink:
-		if err := checkLinkTarget(name, h.Linkname); err != nil {
+		if err := a.checkLink(dir, h.Linkname); err != nil {
 			return &UnsafeEntryError{Layer: layer, Entry: name, Reason: err.Error()}
 		}
 		if err := a.removeExisting(parent, base); err != nil {
@@ -221,6 +237,17 @@ func (a *applier) entry(name string, h *tar.Header, r io.Reader) error {
 		target, err := cleanName(h.Linkname)
 		if err != nil {
 			return &UnsafeEntryError{Layer: layer, Entry: name, Reason: "hard link target: " + err.Error()}
+		}
+		// os.Root links to a symlink itself, not to what it names: the new
+		// name is then a symlink of its own, to be checked from where it is.
+		if fi, err := a.root.Lstat(target); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			to, err := a.root.Readlink(target)
+			if err != nil {
+				return fail("read hard link target", err)
+			}
+			if err := a.checkLink(dir, to); err != nil {
+				return &UnsafeEntryError{Layer: layer, Entry: name, Reason: "hard link to symlink " + target + ": " + err.Error()}
+			}
 		}
 		if err := a.removeExisting(parent, base); err != nil {
 			return fail("replace", err)
@@ -285,21 +312,125 @@ func (a *applier) removeExisting(parent *os.Root, base string) error {
 	return parent.Remove(base)
 }
 
-// checkLinkTarget refuses symlinks that would point outside the tree they are
-// unpacked into: absolute targets (they name the host's files once unpacked
-// anywhere but /) and relative ones that climb above the root.
+// maxLinkFollows bounds the symlinks followed to find a directory's real
+// place, as the kernel's ELOOP limit does.
+const maxLinkFollows = 40
+
+// checkLink refuses a symlink in dir (a clean relative path, which exists)
+// whose target would lead outside root. A lexical check of dir/target is not
+// enough: dir may run through links (with "d -> .", d/d/d is the root, and
+// "../../../x" from there leaves it), and ".." after a link climbs from the
+// link's target, not from where the link is. So targets must be some ".."
+// then names, never ".." after a name (what that name becomes, a later entry
+// decides), and the ".." are counted against dir's real depth. The names
+// after them can only be directories, files or links checked the same way,
+// and a link's real place never changes (nothing is renamed), so every link
+// in root stays inside it.
+func (a *applier) checkLink(dir, target string) error {
+	up, err := linkTargetUps(target)
+	if err != nil || up == 0 {
+		return err
+	}
+	real, err := a.realPath(dir)
+	if err != nil {
+		return fmt.Errorf("resolve the link's directory %s: %w", dir, err)
+	}
+	if up > len(real) {
+		where := "the top"
+		if len(real) > 0 {
+			where = strings.Join(real, "/")
+		}
+		return fmt.Errorf("symlink target %q escapes the directory (the link is really in %s)", target, where)
+	}
+	return nil
+}
+
+// checkLinkTarget is checkLink for a tree with no links on the way to name
+// (a layer being written).
 func checkLinkTarget(name, target string) error {
-	if target == "" {
-		return errors.New("empty symlink target")
+	up, err := linkTargetUps(target)
+	if err != nil {
+		return err
 	}
-	if strings.HasPrefix(target, "/") {
-		return fmt.Errorf("symlink to absolute path %q leaves the directory", target)
+	depth := 0
+	if dir := path.Dir(name); dir != "." {
+		depth = strings.Count(dir, "/") + 1
 	}
-	resolved := path.Join(path.Dir(name), target)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+	if up > depth {
 		return fmt.Errorf("symlink target %q escapes the directory", target)
 	}
 	return nil
+}
+
+// linkTargetUps checks a symlink target's shape (relative, some ".." then
+// names) and returns how many levels it climbs.
+func linkTargetUps(target string) (int, error) {
+	if target == "" {
+		return 0, errors.New("empty symlink target")
+	}
+	if strings.HasPrefix(target, "/") {
+		return 0, fmt.Errorf("symlink to absolute path %q leaves the directory", target)
+	}
+	if strings.ContainsRune(target, 0) {
+		return 0, errors.New("NUL in symlink target")
+	}
+	up, named := 0, false
+	for _, part := range strings.Split(target, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			if named {
+				return 0, fmt.Errorf("symlink target %q has \"..\" after a name: where it leads depends on what that name becomes", target)
+			}
+			up++
+		default:
+			named = true
+		}
+	}
+	return up, nil
+}
+
+// realPath returns the components of where the existing path p (clean,
+// relative) really is inside root, following its symlinks.
+func (a *applier) realPath(p string) ([]string, error) {
+	var real []string
+	todo := strings.Split(p, "/")
+	follows := 0
+	for len(todo) > 0 {
+		part := todo[0]
+		todo = todo[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if len(real) == 0 {
+				return nil, errors.New("a symlink on the way leads above the top")
+			}
+			real = real[:len(real)-1]
+			continue
+		}
+		next := path.Join(append(real, part)...)
+		fi, err := a.root.Lstat(next)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			real = append(real, part)
+			continue
+		}
+		if follows++; follows > maxLinkFollows {
+			return nil, fmt.Errorf("more than %d symlinks on the way", maxLinkFollows)
+		}
+		to, err := a.root.Readlink(next)
+		if err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(to, "/") {
+			return nil, fmt.Errorf("symlink %s is absolute", next)
+		}
+		todo = append(strings.Split(to, "/"), todo...)
+	}
+	return real, nil
 }
 
 func clearDir(root *os.Root, dir string) error {

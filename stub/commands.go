@@ -168,6 +168,7 @@ func runVerify(ctx context.Context, env *Env, args []string) error {
 func runExtract(ctx context.Context, env *Env, args []string) error {
 	fs := flags(env, "extract", "--to DIR", "Unpack the merged rootfs (every layer in order, whiteouts applied) into DIR, atomically:\nDIR appears complete or not at all.")
 	to := fs.String("to", "", "directory to create (must not exist, or be empty)")
+	keepSetID := fs.Bool("keep-setid", false, "keep setuid and setgid bits (default: cleared, so a program unpacked to look at is not one anybody can run as its owner)")
 	b, err := env.parseAndOpen(fs, args)
 	if err != nil {
 		return err
@@ -177,7 +178,11 @@ func runExtract(ctx context.Context, env *Env, args []string) error {
 		return usageError{fmt.Errorf("--to DIR is required")}
 	}
 	defer b.Close()
-	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error { return agent.ApplyBundleLayers(ctx, b, root) })
+	var opts []rootfs.Option
+	if !*keepSetID {
+		opts = append(opts, rootfs.StripSetID())
+	}
+	err = rootfs.ExtractAtomic(*to, func(root *os.Root) error { return agent.ApplyBundleLayers(ctx, b, root, opts...) })
 	if err != nil {
 		return err
 	}
