@@ -41,6 +41,7 @@ type HostKeyPolicy struct {
 type HostKeyError struct {
 	Host        string
 	Fingerprint string
+	KeyType     string // of the key the host presented
 	Changed     bool
 	Pinned      bool
 }
@@ -63,7 +64,7 @@ func (p *HostKeyPolicy) hostKeyCallback(node cluster.Node, mu *sync.Mutex) (ssh.
 			if pinnedMatches(node.HostKey, key) {
 				return nil
 			}
-			return &HostKeyError{Host: node.IP, Fingerprint: ssh.FingerprintSHA256(key), Pinned: true}
+			return &HostKeyError{Host: node.IP, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type(), Pinned: true}
 		}, nil
 	}
 	path := p.knownHostsPath()
@@ -235,11 +236,16 @@ func Dial(ctx context.Context, node cluster.Node, policy *HostKeyPolicy, mu *syn
 		closeAgent()
 		return nil, err
 	}
-	cfg := &ssh.ClientConfig{User: node.SSH.User, Auth: methods, HostKeyCallback: cb, Timeout: t.Dial}
+	algos, err := policy.hostKeyAlgorithms(node, mu)
+	if err != nil {
+		closeAgent()
+		return nil, err
+	}
+	cfg := &ssh.ClientConfig{User: node.SSH.User, Auth: methods, HostKeyCallback: cb, HostKeyAlgorithms: algos, Timeout: t.Dial}
 	var client *ssh.Client
 	backoff := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		client, err = dialContext(ctx, node.Addr(), cfg)
+		client, err = dialHostKey(ctx, node, cfg)
 		if err == nil || !transient(err) || attempt == 4 || ctx.Err() != nil {
 			break
 		}
