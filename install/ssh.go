@@ -267,7 +267,11 @@ func Dial(ctx context.Context, node cluster.Node, policy *HostKeyPolicy, mu *syn
 				c.Close()
 				return nil, fmt.Errorf("%s: user %s cannot sudo without a password, and no password is set", node.IP, node.SSH.User)
 			}
-			c.sudo, c.sudoPassword = "sudo -S -p '' ", node.SSH.Password.Reveal()
+			c.sudo, c.sudoPassword = "sudo -S -p "+sudoPrompt+" ", node.SSH.Password.Reveal()
+			if _, err := c.Output(ctx, "true", 30*time.Second); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("%s: sudo as %s: %w", node.IP, node.SSH.User, err)
+			}
 		}
 	}
 	return c, nil
@@ -324,21 +328,31 @@ func (c *Conn) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, st
 		return &ConnError{Host: c.Node.IP, Err: err}
 	}
 	defer s.Close()
-	if c.sudoPassword != "" {
-		// sudo -S reads one line for the password, then leaves stdin to the command.
-		pw := strings.NewReader(c.sudoPassword + "\n")
-		if stdin != nil {
-			stdin = io.MultiReader(pw, stdin)
-		} else {
-			stdin = pw
+	script := cmd
+	var gate *sudoGate
+	if c.sudoPassword == "" {
+		s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
+	} else {
+		gate = newSudoGate(c.sudoPassword, stdin)
+		errPipe, err := s.StderrPipe()
+		if err != nil {
+			return &ConnError{Host: c.Node.IP, Err: err}
 		}
+		s.Stdin, s.Stdout = gate, stdout
+		go gate.watch(errPipe, stderr)
+		script = "printf '%s\\n' " + sudoStarted + " >&2\n" + cmd
 	}
-	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
-	if err := s.Start(c.sudo + "sh -c " + shellQuote(cmd)); err != nil {
+	if err := s.Start(c.sudo + "sh -c " + shellQuote(script)); err != nil {
 		return &ConnError{Host: c.Node.IP, Err: err}
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Wait() }()
+	go func() {
+		err := s.Wait()
+		if gate != nil {
+			<-gate.watched
+		}
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		var exit *ssh.ExitError
@@ -346,6 +360,8 @@ func (c *Conn) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, st
 		switch {
 		case err == nil:
 			return nil
+		case gate != nil && gate.rejected.Load():
+			return fmt.Errorf("%s: sudo rejected the password of %s", c.Node.IP, c.Node.SSH.User)
 		case errors.As(err, &exit):
 			return &CommandError{Host: c.Node.IP, Cmd: cmd, Status: exit.ExitStatus()}
 		case errors.As(err, &missing), errors.Is(err, io.EOF):
