@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -120,3 +122,35 @@ func BenchmarkVerify(b *testing.B) {
 type countWriter int64
 
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// BenchmarkOpenLargeIndex opens a bundle whose index is about 30 MB (80,000
+// one-frame layers, each in its own blob): what inspect does. Looking each
+// layer's blob up by a scan of every blob made this quadratic (68 s).
+func BenchmarkOpenLargeIndex(b *testing.B) {
+	const layers = 80_000
+	blobs := make([][]byte, layers)
+	idx := &Index{Layers: make([]Layer, layers)}
+	for i := range blobs {
+		blobs[i] = fmt.Appendf(nil, "layer blob %08d", i)
+		idx.Layers[i] = Layer{
+			Digest: digestBytes(blobs[i]), DiffID: digestBytes(fmt.Appendf(nil, "tar %d", i)),
+			Size: 512, CreatedBy: fmt.Sprintf("RUN step %d of a long build", i),
+			Frames: []Frame{{C: int64(len(blobs[i])), U: 512}},
+		}
+	}
+	p := filepath.Join(b.TempDir(), "large-index")
+	writeRaw(b, p, []byte("STUB"), blobs, idx)
+	var t Trailer
+	if f, err := os.ReadFile(p); err == nil {
+		t.UnmarshalBinary(f[len(f)-TrailerSize:])
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		bu, err := Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bu.Close()
+	}
+	b.ReportMetric(float64(t.IndexLength)/1e6, "index-MB")
+}

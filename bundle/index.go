@@ -125,74 +125,96 @@ func decodeIndex(b []byte) (*Index, error) {
 }
 
 // validate checks that the index describes a file of this trailer's shape:
-// every byte from the stub to the index belongs to exactly one blob, and every
-// reference points at a blob.
-func (idx *Index) validate(t *Trailer) error {
+// every byte from the stub to the index belongs to exactly one blob, every
+// reference points at a blob, and no size is negative, overflows when added
+// or (for frames) exceeds what a reader may allocate. It returns the blobs by
+// digest: the one lookup every later reference uses.
+func (idx *Index) validate(t *Trailer) (map[string]Blob, error) {
 	if idx.FormatVersion != int(t.Version) {
-		return fmt.Errorf("%w: index says format %d, trailer %d", ErrCorrupt, idx.FormatVersion, t.Version)
+		return nil, fmt.Errorf("%w: index says format %d, trailer %d", ErrCorrupt, idx.FormatVersion, t.Version)
 	}
 	if idx.Stub.Size != t.StubSize || !digestRE.MatchString(idx.Stub.Digest) {
-		return fmt.Errorf("%w: index stub record disagrees with the trailer", ErrCorrupt)
+		return nil, fmt.Errorf("%w: index stub record disagrees with the trailer", ErrCorrupt)
 	}
+	// The trailer bounds StubSize <= IndexOffset <= 2^62, so next never
+	// overflows: a blob is refused before it could carry next past the index.
 	next := t.StubSize
-	seen := make(map[string]bool, len(idx.Blobs))
+	blobs := make(map[string]Blob, len(idx.Blobs))
 	for i, b := range idx.Blobs {
-		switch {
+		switch _, dup := blobs[b.Digest]; {
 		case !digestRE.MatchString(b.Digest):
-			return fmt.Errorf("%w: blob %d has an invalid digest %q", ErrCorrupt, i, b.Digest)
-		case seen[b.Digest]:
-			return fmt.Errorf("%w: blob %s stored twice", ErrCorrupt, b.Digest)
-		case b.Offset != next:
-			return fmt.Errorf("%w: blob %s starts at %d, want %d", ErrCorrupt, b.Digest, b.Offset, next)
+			return nil, fmt.Errorf("%w: blob %d has an invalid digest %q", ErrCorrupt, i, b.Digest)
+		case dup:
+			return nil, fmt.Errorf("%w: blob %s stored twice", ErrCorrupt, b.Digest)
+		case b.Offset < 0:
+			return nil, fmt.Errorf("%w: blob %s has a negative offset %d", ErrCorrupt, b.Digest, b.Offset)
 		case b.Size < 0:
-			return fmt.Errorf("%w: blob %s has negative size", ErrCorrupt, b.Digest)
+			return nil, fmt.Errorf("%w: blob %s has a negative size %d", ErrCorrupt, b.Digest, b.Size)
+		case b.Offset != next:
+			return nil, fmt.Errorf("%w: blob %s starts at %d, want %d", ErrCorrupt, b.Digest, b.Offset, next)
+		case b.Size > t.IndexOffset-next:
+			return nil, fmt.Errorf("%w: blob %s of %d bytes at %d runs past the index at %d", ErrCorrupt, b.Digest, b.Size, b.Offset, t.IndexOffset)
 		}
-		seen[b.Digest] = true
+		blobs[b.Digest] = b
 		next += b.Size
 	}
 	if next != t.IndexOffset {
-		return fmt.Errorf("%w: blobs end at %d but the index starts at %d", ErrCorrupt, next, t.IndexOffset)
+		return nil, fmt.Errorf("%w: blobs end at %d but the index starts at %d", ErrCorrupt, next, t.IndexOffset)
 	}
 	// A split bundle copied as one file keeps its part digests; they only
 	// matter while it is split.
 	if t.PartSize > 0 && len(idx.Parts) >= t.Parts() {
-		return fmt.Errorf("%w: index lists %d part digests for %d parts", ErrCorrupt, len(idx.Parts), t.Parts())
+		return nil, fmt.Errorf("%w: index lists %d part digests for %d parts", ErrCorrupt, len(idx.Parts), t.Parts())
 	}
 	for i, l := range idx.Layers {
-		if !seen[l.Digest] {
-			return fmt.Errorf("%w: layer %d refers to missing blob %s", ErrCorrupt, i+1, l.Digest)
+		b, ok := blobs[l.Digest]
+		if !ok {
+			return nil, fmt.Errorf("%w: layer %d refers to missing blob %s", ErrCorrupt, i+1, l.Digest)
 		}
 		if !digestRE.MatchString(l.DiffID) {
-			return fmt.Errorf("%w: layer %d has an invalid diffID %q", ErrCorrupt, i+1, l.DiffID)
+			return nil, fmt.Errorf("%w: layer %d has an invalid diffID %q", ErrCorrupt, i+1, l.DiffID)
 		}
-		var c, u int64
-		for _, f := range l.Frames {
-			if f.C <= 0 || f.U < 0 {
-				return fmt.Errorf("%w: layer %d has an invalid frame", ErrCorrupt, i+1)
-			}
-			c, u = c+f.C, u+f.U
-		}
-		if b := idx.blob(l.Digest); c != b.Size || u != l.Size {
-			return fmt.Errorf("%w: layer %d frames add up to %d/%d bytes, want %d/%d", ErrCorrupt, i+1, c, u, b.Size, l.Size)
+		if err := checkFrames(l, b.Size); err != nil {
+			return nil, fmt.Errorf("%w: layer %d %v", ErrCorrupt, i+1, err)
 		}
 	}
-	if idx.Agent != "" && !seen[idx.Agent] {
-		return fmt.Errorf("%w: agent refers to missing blob %s", ErrCorrupt, idx.Agent)
+	if _, ok := blobs[idx.Agent]; idx.Agent != "" && !ok {
+		return nil, fmt.Errorf("%w: agent refers to missing blob %s", ErrCorrupt, idx.Agent)
 	}
 	for _, im := range idx.Images {
-		if !seen[im.Digest] {
-			return fmt.Errorf("%w: image %s refers to missing blob %s", ErrCorrupt, im.Name, im.Digest)
+		if _, ok := blobs[im.Digest]; !ok {
+			return nil, fmt.Errorf("%w: image %s refers to missing blob %s", ErrCorrupt, im.Name, im.Digest)
 		}
 	}
-	return nil
+	return blobs, nil
 }
 
-// blob returns the blob with the digest, or the zero Blob.
-func (idx *Index) blob(digest string) Blob {
-	for _, b := range idx.Blobs {
-		if b.Digest == digest {
-			return b
+// maxFrameBytes bounds both sizes of one frame: the writer makes frames of
+// FrameSize bytes that compress to at most FrameSize+maxFrameOverhead, so
+// twice FrameSize is room to spare, and it bounds what a reader allocates
+// for a frame before it has read a byte of it.
+const maxFrameBytes = 2 * FrameSize
+
+// checkFrames checks a layer's frame table against its blob's size: every
+// frame within bounds, the compressed sizes adding up to the blob and the
+// uncompressed ones to the layer's size. Sums are checked frame by frame, so
+// they cannot overflow.
+func checkFrames(l Layer, blobSize int64) error {
+	if l.Size < 0 {
+		return fmt.Errorf("has a negative size %d", l.Size)
+	}
+	var c, u int64
+	for i, f := range l.Frames {
+		if f.C <= 0 || f.C > maxFrameBytes || f.U < 0 || f.U > maxFrameBytes {
+			return fmt.Errorf("frame %d: sizes %d compressed, %d uncompressed: want 1 to %d and 0 to %d", i+1, f.C, f.U, maxFrameBytes, maxFrameBytes)
+		}
+		c, u = c+f.C, u+f.U
+		if c > blobSize || u > l.Size {
+			return fmt.Errorf("frame %d ends at %d/%d bytes, past the blob's %d/%d", i+1, c, u, blobSize, l.Size)
 		}
 	}
-	return Blob{}
+	if c != blobSize || u != l.Size {
+		return fmt.Errorf("frames add up to %d/%d bytes, want %d/%d", c, u, blobSize, l.Size)
+	}
+	return nil
 }

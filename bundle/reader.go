@@ -88,14 +88,8 @@ func (b *Bundle) open() error {
 	if b.Index, err = decodeIndex(idx); err != nil {
 		return err
 	}
-	if err := b.Index.validate(t); err != nil {
-		return err
-	}
-	b.blobs = make(map[string]Blob, len(b.Index.Blobs))
-	for _, bl := range b.Index.Blobs {
-		b.blobs[bl.Digest] = bl
-	}
-	return nil
+	b.blobs, err = b.Index.validate(t)
+	return err
 }
 
 // openParts checks that every part is present with the size the trailer
@@ -229,11 +223,15 @@ func (b *Bundle) OpenBlob(digest string) (io.Reader, Blob, error) {
 }
 
 // OpenLayer returns the uncompressed tar stream of a rootfs layer,
-// decompressing its frames in parallel; both digests are checked.
+// decompressing its frames in parallel; both digests are checked. l's frame
+// table is checked again: the caller may not have taken l from the index.
 func (b *Bundle) OpenLayer(ctx context.Context, l Layer) (io.ReadCloser, error) {
-	sr, _, err := b.Blob(l.Digest)
+	sr, bl, err := b.Blob(l.Digest)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkFrames(l, bl.Size); err != nil {
+		return nil, fmt.Errorf("%w: layer %s %v", ErrCorrupt, l.Digest, err)
 	}
 	return openFrames(ctx, sr, l), nil
 }

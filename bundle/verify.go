@@ -29,8 +29,13 @@ const verifyChunk = 4 << 20
 // every blob. Every mismatch is reported, not only the first.
 func (b *Bundle) Verify(ctx context.Context, progress Progress) error {
 	regions := []region{{what: "stub", digest: b.Index.Stub.Digest, off: 0, n: b.Index.Stub.Size}}
+	names := b.blobNames()
 	for _, bl := range b.Index.Blobs {
-		regions = append(regions, region{what: b.describe(bl), digest: bl.Digest, off: bl.Offset, n: bl.Size})
+		what, ok := names[bl.Digest]
+		if !ok {
+			what = "blob " + bl.Digest
+		}
+		regions = append(regions, region{what: what, digest: bl.Digest, off: bl.Offset, n: bl.Size})
 	}
 	total := b.Trailer.IndexOffset
 
@@ -103,23 +108,25 @@ func (b *Bundle) Verify(ctx context.Context, progress Progress) error {
 	return errors.Join(errs...)
 }
 
-// describe names a blob for people: which layer or image uses it.
-func (b *Bundle) describe(bl Blob) string {
+// blobNames names blobs for people: the first layer or image that uses each.
+func (b *Bundle) blobNames() map[string]string {
+	names := make(map[string]string, len(b.Index.Layers)+len(b.Index.Images))
 	for i, l := range b.Index.Layers {
-		if l.Digest == bl.Digest {
-			s := fmt.Sprintf("layer %d", i+1)
-			if l.CreatedBy != "" {
-				s += fmt.Sprintf(" (%s)", l.CreatedBy)
-			}
-			return s
+		if _, ok := names[l.Digest]; ok {
+			continue
 		}
+		s := fmt.Sprintf("layer %d", i+1)
+		if l.CreatedBy != "" {
+			s += fmt.Sprintf(" (%s)", l.CreatedBy)
+		}
+		names[l.Digest] = s
 	}
 	for _, im := range b.Index.Images {
-		if im.Digest == bl.Digest {
-			return "manifest of " + im.Name
+		if _, ok := names[im.Digest]; !ok {
+			names[im.Digest] = "manifest of " + im.Name
 		}
 	}
-	return "blob " + bl.Digest
+	return names
 }
 
 // wrongParts, for a bad region of a split bundle, hashes the parts the region
