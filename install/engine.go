@@ -56,11 +56,13 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registry == "" {
 		opts.Registry = fmt.Sprintf("%s:%d", opts.Cluster.Master0().IP, opts.Cluster.Registry.Port)
 	}
-	st, err := loadState(opts.StateFile)
+	e := &Engine{opts: opts, c: opts.Cluster, conns: map[string]*Conn{}, facts: map[string]*Facts{}}
+	st, err := loadState(opts.StateFile, func(msg string) { e.emit(Event{Kind: Warning, Message: msg}) })
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, c: opts.Cluster, state: st, conns: map[string]*Conn{}, facts: map[string]*Facts{}}, nil
+	e.state = st
+	return e, nil
 }
 
 // Close ends every SSH connection.
@@ -209,10 +211,12 @@ func markerDone(content, id string) bool {
 	return content != "" && (id == "" || content == id)
 }
 
-// mark writes a step's marker atomically on the host.
+// mark writes a step's marker atomically and durably on the host.
 func (e *Engine) mark(ctx context.Context, c *Conn, name, content string) error {
 	p := e.markerPath(name)
-	cmd := fmt.Sprintf("mkdir -p %s && printf '%%s\\n' %s > %s.tmp && mv %s.tmp %s", shellQuote(path.Dir(p)), shellQuote(content), shellQuote(p), shellQuote(p), shellQuote(p))
+	// Synced before and after the rename, as writeFileDurable does here: a
+	// marker that survives a power cut without its content would say done.
+	cmd := fmt.Sprintf("mkdir -p %[1]s && printf '%%s\\n' %[2]s > %[3]s.tmp && sync %[3]s.tmp && mv %[3]s.tmp %[3]s && sync %[1]s", shellQuote(path.Dir(p)), shellQuote(content), shellQuote(p))
 	_, err := c.Output(ctx, cmd, time.Minute)
 	return err
 }

@@ -26,10 +26,11 @@ const (
 	Progress // Bytes of Total transferred
 	Log      // a line of a remote command's output
 	Info     // a message for the user (host key accepted, phase begins, ...)
+	Warning  // something the user should know that did not stop the run
 )
 
 func (k EventKind) String() string {
-	return [...]string{"start", "done", "skipped", "FAILED", "progress", "log", "info"}[k]
+	return [...]string{"start", "done", "skipped", "FAILED", "progress", "log", "info", "warning"}[k]
 }
 
 // Event is one thing the engine reports. Host is empty for cluster-wide events.
@@ -83,6 +84,8 @@ func (p *PlainSink) Event(e Event) {
 	switch e.Kind {
 	case Info:
 		fmt.Fprintf(p.W, "[%s] %s\n", who, e.Message)
+	case Warning:
+		fmt.Fprintf(p.W, "[%s] warning: %s\n", who, e.Message)
 	case Log:
 		fmt.Fprintf(p.W, "[%s] %s: %s\n", who, what, e.Message)
 	case StepFailed:

@@ -446,8 +446,8 @@ func (e *Engine) FetchKubeconfig(ctx context.Context, dst string) (bool, error) 
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return false, err
 	}
-	if err := os.WriteFile(dst+".tmp", []byte(out), 0o600); err != nil {
-		return false, fmt.Errorf("write the kubeconfig: %w", err)
+	if err := writeFileDurable(dst, []byte(out), 0o600); err != nil {
+		return false, fmt.Errorf("the kubeconfig: %w", err)
 	}
-	return true, os.Rename(dst+".tmp", dst)
+	return true, nil
 }

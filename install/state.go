@@ -21,7 +21,11 @@ type localState struct {
 	Hosts  map[string]map[string]string `json:"hosts"` // ip → step → time done
 }
 
-func loadState(path string) (*localState, error) {
+// loadState reads the state file. One that cannot be read or parsed (a
+// crash of an older version, a disk error) is set aside as
+// PATH.corrupt-TIME and warn is told: the hosts' own markers still say what
+// is done, so the run goes on from an empty record instead of stopping.
+func loadState(path string, warn func(string)) (*localState, error) {
 	st := &localState{path: path, Hosts: map[string]map[string]string{}}
 	if path == "" {
 		return st, nil
@@ -30,11 +34,16 @@ func loadState(path string) (*localState, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read install state: %w", err)
+	if err == nil {
+		err = json.Unmarshal(data, st)
 	}
-	if err := json.Unmarshal(data, st); err != nil {
-		return nil, fmt.Errorf("read install state %s: %w", path, err)
+	if err != nil {
+		aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("install state %s is unreadable (%v) and cannot be set aside: %w", path, err, rerr)
+		}
+		warn(fmt.Sprintf("install state %s was unreadable (%v): set aside as %s; starting from an empty record (the hosts' markers still say what is done)", path, err, aside))
+		return &localState{path: path, Hosts: map[string]map[string]string{}}, nil
 	}
 	if st.Hosts == nil {
 		st.Hosts = map[string]map[string]string{}
@@ -75,9 +84,40 @@ func (s *localState) save() error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("save install state: %w", err)
 	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("save install state: %w", err)
+	return writeFileDurable(s.path, data, 0o600)
+}
+
+// writeFileDurable replaces path with data so that after a crash or a power
+// cut either the old or the new content is there, whole: the data is
+// written to a temporary file and synced before the rename, and the
+// directory is synced after it, so the rename itself is on disk too.
+func writeFileDurable(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return os.Rename(tmp, s.path)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("sync the directory of %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync the directory of %s: %w", path, err)
+	}
+	return nil
 }

@@ -174,6 +174,8 @@ func (s *installScreen) event(m *Model, e install.Event) {
 		s.log(st.Fail.Render("✗ [" + who + "] " + what + ": FAILED: " + fmt.Sprint(e.Err)))
 	case install.Log:
 		s.log(st.Faint.Render(fmt.Sprintf("[%s] %s: %s", who, what, e.Message)))
+	case install.Warning:
+		s.log(st.Fail.Render(fmt.Sprintf("[%s] warning: %s", who, e.Message)))
 	case install.Info:
 		if e.Host == "" && e.Phase != "" && strings.HasPrefix(e.Message, e.Phase+" finished") {
 			s.phases = append(s.phases, e.Phase)
