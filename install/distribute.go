@@ -144,7 +144,7 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	m0err := make(chan error, 1)
 	for _, n := range nodes {
 		if n.IP == m0.IP {
-			go func() { m0err <- one(ctx, n) }()
+			go func() { m0err <- e.hostDone(ctx, "distribute", n, one(ctx, n)) }()
 		} else {
 			others = append(others, n)
 		}
@@ -152,7 +152,7 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	if len(others) == len(nodes) {
 		m0err <- nil
 	}
-	err = forEach(ctx, others, e.opts.Parallel, one)
+	err = e.eachHost(ctx, "distribute", others, one)
 	err = errors.Join(<-m0err, err)
 	e.emit(Event{Kind: Info, Phase: "distribute", Message: fmt.Sprintf("sent %s from this machine in %v", progress.Bytes(sent.Load()), time.Since(start).Round(time.Millisecond))})
 	return err

@@ -603,3 +603,60 @@ spec:
 		t.Errorf("re-run restarted the registry:\n%s", out)
 	}
 }
+
+// TestNodesThatFailDoNotStopTheOthers: worker nodes whose join fails are
+// left behind, the cluster is finished on every other host (apps
+// included), the run fails naming each failed host with its last lines,
+// and a re-run finishes only those.
+func TestNodesThatFailDoNotStopTheOthers(t *testing.T) {
+	r := newRig(t, 5)
+	hosts := fmt.Sprintf("  hosts:\n    - ips: [%s]\n      roles: [master]\n    - ips: [%s, %s, %s, %s]\n      roles: [node]\n", r.ip(0), r.ip(1), r.ip(2), r.ip(3), r.ip(4))
+	r.writeAnswers(hosts + rootSSH(r.bed.KeyPath))
+	failing := []int{2, 4}
+	for _, i := range failing {
+		r.exec(i, "mkdir -p /etc/sealpack-test && touch /etc/sealpack-test/fail-join")
+	}
+	ctx := t.Context()
+	out, code := r.run(ctx, "install")
+	if code == 0 {
+		t.Fatalf("install with two failing nodes exited 0:\n%s", out)
+	}
+	if !strings.Contains(out, "2 of 5 hosts failed") {
+		t.Errorf("the error does not count the failed hosts:\n%s", out)
+	}
+	for _, i := range failing {
+		if !strings.Contains(out, r.ip(i)+" in join-node:") || !strings.Contains(out, "join refused on "+r.bed.Hosts[i].Name) {
+			t.Errorf("the error does not name %s with its last lines:\n%s", r.ip(i), out)
+		}
+	}
+	// The others joined, and the apps ran after join-node although two nodes failed it.
+	for _, i := range []int{1, 3} {
+		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=") {
+			t.Errorf("host %s did not join: %q", r.ip(i), log)
+		}
+	}
+	if log := r.exec(0, "cat /etc/sealpack-test/log"); !strings.Contains(log, "app on") {
+		t.Errorf("apps did not run on the first master: %q", log)
+	}
+	if !strings.Contains(out, "join-node finished in") || !strings.Contains(out, "(2/4, 2 failed hosts)") {
+		t.Errorf("no phase summary with counts:\n%s", out)
+	}
+
+	for _, i := range failing {
+		r.exec(i, "rm /etc/sealpack-test/fail-join")
+	}
+	out, code = r.run(ctx, "install")
+	if code != 0 {
+		t.Fatalf("re-run: exit %d\n%s", code, out)
+	}
+	for _, i := range []int{1, 3} {
+		if !strings.Contains(out, "["+r.ip(i)+"] join-node: already done") {
+			t.Errorf("re-run joined %s again:\n%s", r.ip(i), out)
+		}
+	}
+	for _, i := range failing {
+		if !strings.Contains(out, "["+r.ip(i)+"] join-node: done in") {
+			t.Errorf("re-run did not finish %s:\n%s", r.ip(i), out)
+		}
+	}
+}

@@ -39,6 +39,10 @@ type Engine struct {
 	mu    sync.Mutex
 	conns map[string]*Conn
 	facts map[string]*Facts
+	// counts is each phase's progress across its hosts; failed the worker
+	// nodes this run left behind (run.go).
+	counts map[string]*HostCount
+	failed []HostFailure
 }
 
 // New returns an engine for the options.
@@ -56,7 +60,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registry == "" {
 		opts.Registry = fmt.Sprintf("%s:%d", opts.Cluster.Master0().IP, opts.Cluster.Registry.Port)
 	}
-	e := &Engine{opts: opts, c: opts.Cluster, conns: map[string]*Conn{}, facts: map[string]*Facts{}}
+	e := &Engine{opts: opts, c: opts.Cluster, conns: map[string]*Conn{}, facts: map[string]*Facts{}, counts: map[string]*HostCount{}}
 	st, err := loadState(opts.StateFile, func(msg string) { e.emit(Event{Kind: Warning, Message: msg}) })
 	if err != nil {
 		return nil, err

@@ -27,10 +27,29 @@ const (
 	Log      // a line of a remote command's output
 	Info     // a message for the user (host key accepted, phase begins, ...)
 	Warning  // something the user should know that did not stop the run
+	// PhaseStart, PhaseProgress and PhaseDone follow one phase of a run
+	// across its hosts (Hosts): started, after each host finished it, and
+	// at its end (Elapsed; Err when it stopped the run).
+	PhaseStart
+	PhaseProgress
+	PhaseDone
 )
 
 func (k EventKind) String() string {
-	return [...]string{"start", "done", "skipped", "FAILED", "progress", "log", "info", "warning"}[k]
+	return [...]string{"start", "done", "skipped", "FAILED", "progress", "log", "info", "warning", "phase", "phase-progress", "phase-done"}[k]
+}
+
+// HostCount is how far a phase is across its hosts.
+type HostCount struct {
+	Done, Failed, Total int
+}
+
+func (c HostCount) String() string {
+	s := fmt.Sprintf("%d/%d", c.Done, c.Total)
+	if c.Failed > 0 {
+		s += fmt.Sprintf(", %d failed", c.Failed)
+	}
+	return s
 }
 
 // Event is one thing the engine reports. Host is empty for cluster-wide events.
@@ -44,6 +63,7 @@ type Event struct {
 	Bytes, Total int64
 	Err          error
 	Elapsed      time.Duration
+	Hosts        HostCount // phase events
 }
 
 // Sink receives events; it must be safe for concurrent use.
@@ -57,14 +77,30 @@ type SinkFunc func(Event)
 // Event calls f.
 func (f SinkFunc) Event(e Event) { f(e) }
 
-// PlainSink renders events as plain lines: one per step start, end or
-// failure, and per info message. Log lines go only to the per-host logs.
+// PlainSink renders events as plain lines: one per step end or failure,
+// and per info message. Log lines go only to the per-host logs. A phase on
+// more than PerHostLines hosts prints its progress across them instead of a
+// line per host and step (`join-node 37/40, 2 failed`, at most every
+// plainProgressEvery), so 200 hosts stay readable; failures always print.
 type PlainSink struct {
 	mu sync.Mutex
 	W  io.Writer
 	// Verbose also prints remote output lines.
 	Verbose bool
+	// PerHostLines is the most hosts a phase may have and still print a
+	// line per host and step (default 8).
+	PerHostLines int
+
+	phases map[string]*plainPhase
 }
+
+type plainPhase struct {
+	total   int
+	printed time.Time
+}
+
+// plainProgressEvery spaces a big phase's progress lines.
+const plainProgressEvery = 5 * time.Second
 
 // Event prints e.
 func (p *PlainSink) Event(e Event) {
@@ -73,6 +109,44 @@ func (p *PlainSink) Event(e Event) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.phases == nil {
+		p.phases = map[string]*plainPhase{}
+	}
+	limit := p.PerHostLines
+	if limit <= 0 {
+		limit = 8
+	}
+	ph := p.phases[e.Phase]
+	big := ph != nil && ph.total > limit
+	switch e.Kind {
+	case PhaseStart:
+		p.phases[e.Phase] = &plainPhase{total: e.Hosts.Total, printed: e.Time}
+		if e.Hosts.Total > limit {
+			fmt.Fprintf(p.W, "[cluster] %s on %d hosts\n", e.Phase, e.Hosts.Total)
+		}
+		return
+	case PhaseProgress:
+		if big && (e.Time.Sub(ph.printed) >= plainProgressEvery || e.Hosts.Done+e.Hosts.Failed == e.Hosts.Total) {
+			ph.printed = e.Time
+			fmt.Fprintf(p.W, "[cluster] %s %s\n", e.Phase, e.Hosts)
+		}
+		return
+	case PhaseDone:
+		counts := ""
+		if e.Hosts.Total > 1 || e.Hosts.Failed > 0 {
+			counts = " (" + e.Hosts.String() + " hosts)"
+		}
+		if e.Err != nil {
+			fmt.Fprintf(p.W, "[cluster] %s stopped after %v%s\n", e.Phase, e.Elapsed.Round(time.Millisecond), counts)
+			return
+		}
+		fmt.Fprintf(p.W, "[cluster] %s finished in %v%s\n", e.Phase, e.Elapsed.Round(time.Millisecond), counts)
+		return
+	case StepDone, StepSkipped:
+		if big && e.Host != "" {
+			return
+		}
+	}
 	who := "cluster"
 	if e.Host != "" {
 		who = e.Host

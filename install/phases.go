@@ -9,7 +9,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sealpack/sealpack/bundle"
@@ -35,69 +37,72 @@ func (e *Engine) Install(ctx context.Context) error {
 	if _, err := e.Preflight(ctx); err != nil {
 		return err
 	}
-	all := e.c.All()
-	m0 := e.c.Master0()
-	others := func(nodes []cluster.Node) []cluster.Node {
-		var out []cluster.Node
-		for _, n := range nodes {
-			if n.IP != m0.IP {
-				out = append(out, n)
-			}
-		}
-		return out
+	start := time.Now()
+	if err := e.runPhases(ctx, e.installPhases()); err != nil {
+		return err
 	}
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"distribute", func(ctx context.Context) error { return e.distribute(ctx, all) }},
-		{"registry", func(ctx context.Context) error {
-			if err := e.startRegistry(ctx, m0); err != nil {
+	e.emit(Event{Kind: Info, Message: fmt.Sprintf("cluster installed on %d hosts in %v", len(e.c.All()), time.Since(start).Round(time.Millisecond))})
+	return nil
+}
+
+// installPhases is the install, in order: every phase with the hosts it
+// works on. Worker nodes that fail a phase are left out of the later ones.
+func (e *Engine) installPhases() []phase {
+	all, m0, others := e.c.All(), e.c.Master0(), e.notMaster0
+	plugins := func(action string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			return e.eachHost(ctx, action+" plugins", all, func(ctx context.Context, n cluster.Node) error {
+				return e.plugins(ctx, n, action)
+			})
+		}
+	}
+	return []phase{
+		{"distribute", all, func(ctx context.Context) error { return e.distribute(ctx, all) }},
+		{"registry", all, func(ctx context.Context) error {
+			if err := e.hostDone(ctx, "registry", m0, e.startRegistry(ctx, m0)); err != nil {
 				return err
 			}
 			return e.shareRegistryCA(ctx, m0, others(all))
 		}},
-		{"pre-install plugins", func(ctx context.Context) error { return e.plugins(ctx, all, cluster.ActionPreInstall) }},
-		{PhaseInitHost, func(ctx context.Context) error {
-			return forEach(ctx, all, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
-				if err := e.plugins(ctx, []cluster.Node{n}, cluster.ActionPreInitHost); err != nil {
+		{cluster.ActionPreInstall + " plugins", all, plugins(cluster.ActionPreInstall)},
+		{PhaseInitHost, all, func(ctx context.Context) error {
+			return e.eachHost(ctx, PhaseInitHost, all, func(ctx context.Context, n cluster.Node) error {
+				if err := e.plugins(ctx, n, cluster.ActionPreInitHost); err != nil {
 					return err
 				}
 				if err := e.runPhase(ctx, n, PhaseInitHost); err != nil {
 					return err
 				}
-				return e.plugins(ctx, []cluster.Node{n}, cluster.ActionPostInitHost)
+				return e.plugins(ctx, n, cluster.ActionPostInitHost)
 			})
 		}},
-		{PhaseInitMaster0, func(ctx context.Context) error { return e.runPhase(ctx, m0, PhaseInitMaster0) }},
-		{"share", func(ctx context.Context) error { return e.copyShare(ctx, m0, others(all)) }},
-		{PhaseJoinMaster, func(ctx context.Context) error {
+		{PhaseInitMaster0, []cluster.Node{m0}, func(ctx context.Context) error {
+			return e.hostDone(ctx, PhaseInitMaster0, m0, e.runPhase(ctx, m0, PhaseInitMaster0))
+		}},
+		{"share", others(all), func(ctx context.Context) error { return e.copyShare(ctx, m0, others(all)) }},
+		{PhaseJoinMaster, others(e.c.Masters()), func(ctx context.Context) error {
 			// One at a time: control planes join an etcd quorum one member at a time.
 			for _, n := range others(e.c.Masters()) {
-				if err := e.runPhase(ctx, n, PhaseJoinMaster); err != nil {
+				if err := e.hostDone(ctx, PhaseJoinMaster, n, e.runPhase(ctx, n, PhaseJoinMaster)); err != nil {
 					return err
 				}
 			}
 			return nil
 		}},
-		{PhaseJoinNode, func(ctx context.Context) error {
-			return forEach(ctx, e.c.Nodes(), e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+		{PhaseJoinNode, e.c.Nodes(), func(ctx context.Context) error {
+			return e.eachHost(ctx, PhaseJoinNode, e.c.Nodes(), func(ctx context.Context, n cluster.Node) error {
 				return e.runPhase(ctx, n, PhaseJoinNode)
 			})
 		}},
-		{"apps", func(ctx context.Context) error { return e.apps(ctx, m0) }},
-		{"post-install plugins", func(ctx context.Context) error { return e.plugins(ctx, all, cluster.ActionPostInstall) }},
+		{"apps", []cluster.Node{m0}, func(ctx context.Context) error { return e.hostDone(ctx, "apps", m0, e.apps(ctx, m0)) }},
+		{cluster.ActionPostInstall + " plugins", all, plugins(cluster.ActionPostInstall)},
 	}
-	start := time.Now()
-	for _, s := range steps {
-		t := time.Now()
-		if err := s.run(ctx); err != nil {
-			return err
-		}
-		e.emit(Event{Kind: Info, Phase: s.name, Message: fmt.Sprintf("%s finished in %v", s.name, time.Since(t).Round(time.Millisecond))})
-	}
-	e.emit(Event{Kind: Info, Message: fmt.Sprintf("cluster installed on %d hosts in %v", len(all), time.Since(start).Round(time.Millisecond))})
-	return nil
+}
+
+// notMaster0 is nodes without the first master.
+func (e *Engine) notMaster0(nodes []cluster.Node) []cluster.Node {
+	m0 := e.c.Master0()
+	return slices.DeleteFunc(slices.Clone(nodes), func(n cluster.Node) bool { return n.IP == m0.IP })
 }
 
 // Join adds the hosts of the Clusterfile that are not part of the cluster
@@ -182,20 +187,15 @@ func phaseScript(phase string) string {
 if [ -x "$s" ]; then exec "./$s"; elif [ -f "$s" ]; then exec sh "$s"; else echo "no $s: nothing to do"; fi`, phase)
 }
 
-// plugins runs the Clusterfile's SHELL plugins for an action on the hosts
-// in their scope.
-func (e *Engine) plugins(ctx context.Context, nodes []cluster.Node, action string) error {
+// plugins runs the Clusterfile's SHELL plugins for an action on one host,
+// those whose scope includes it, in the order the file lists them.
+func (e *Engine) plugins(ctx context.Context, n cluster.Node, action string) error {
 	for _, p := range e.c.Plugins {
-		if p.Action != action {
+		if p.Action != action || !p.Applies(n.Roles) {
 			continue
 		}
-		err := forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
-			if !p.Applies(n.Roles) {
-				return nil
-			}
-			return e.step(ctx, n, "plugin", "plugin-"+action+"-"+p.Name, func(ctx context.Context, c *Conn) (string, error) {
-				return "", e.runScript(ctx, c, "plugin", "plugin "+p.Name, e.rootfsPath(), e.scriptEnv(n), p.Data)
-			})
+		err := e.step(ctx, n, "plugin", "plugin-"+action+"-"+p.Name, func(ctx context.Context, c *Conn) (string, error) {
+			return "", e.runScript(ctx, c, "plugin", "plugin "+p.Name, e.rootfsPath(), e.scriptEnv(n), p.Data)
 		})
 		if err != nil {
 			return err
@@ -207,45 +207,47 @@ func (e *Engine) plugins(ctx context.Context, nodes []cluster.Node, action strin
 // copyShare copies what init-master0 left in SEALPACK_SHARE to every other
 // host before it joins.
 func (e *Engine) copyShare(ctx context.Context, m0 cluster.Node, nodes []cluster.Node) error {
-	if len(nodes) == 0 {
-		return nil
-	}
-	var archive []byte
-	fetch := func(ctx context.Context) error {
+	var (
+		mu      sync.Mutex
+		archive []byte
+	)
+	// fetch reads the share once, when the first host needs it. Its failure
+	// is the first master's, so it stops the run (stopRun) instead of
+	// leaving each node behind.
+	fetch := func(ctx context.Context) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if archive != nil {
-			return nil
+			return archive, nil
 		}
 		c, err := e.conn(ctx, m0)
 		if err != nil {
-			return err
+			return nil, stopRun(err)
 		}
 		// Join data expires (tokens, uploaded certificates): an image may
 		// renew it before hosts join, on every run that has hosts to join.
 		if err := e.runScript(ctx, c, "share", "scripts/"+PhaseRefreshShare+".sh", e.rootfsPath(), e.scriptEnv(m0), phaseScript(PhaseRefreshShare)); err != nil {
-			return err
+			return nil, stopRun(err)
 		}
 		var out, errOut bytes.Buffer
 		err = c.Exec(ctx, fmt.Sprintf("mkdir -p %[1]s && tar -C %[1]s -cf - .", shellQuote(e.sharePath())), nil, &out, &errOut, 5*time.Minute)
 		if err != nil {
-			return fmt.Errorf("read %s on %s: %w: %s", e.sharePath(), m0.IP, err, errOut.String())
+			return nil, stopRun(fmt.Errorf("read %s on %s: %w: %s", e.sharePath(), m0.IP, err, errOut.String()))
 		}
 		archive = out.Bytes()
-		return nil
+		return archive, nil
 	}
-	for _, n := range nodes {
-		err := e.step(ctx, n, "share", "share", func(ctx context.Context, c *Conn) (string, error) {
-			if err := fetch(ctx); err != nil {
+	return e.eachHost(ctx, "share", nodes, func(ctx context.Context, n cluster.Node) error {
+		return e.step(ctx, n, "share", "share", func(ctx context.Context, c *Conn) (string, error) {
+			archive, err := fetch(ctx)
+			if err != nil {
 				return "", err
 			}
 			cmd := fmt.Sprintf("mkdir -p %[1]s && tar -C %[1]s -xf -", shellQuote(e.sharePath()))
-			err := c.Exec(ctx, cmd, bytes.NewReader(archive), io.Discard, io.Discard, 5*time.Minute)
+			err = c.Exec(ctx, cmd, bytes.NewReader(archive), io.Discard, io.Discard, 5*time.Minute)
 			return fmt.Sprintf("%d bytes", len(archive)), err
 		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // apps runs the cluster image's launch commands on the first master: CMDS,

@@ -104,7 +104,7 @@ func (e *Engine) shareRegistryCA(ctx context.Context, m0 cluster.Node, nodes []c
 	}
 	sum := sha256.Sum256([]byte(ca))
 	id := "sha256:" + hex.EncodeToString(sum[:])
-	return forEach(ctx, nodes, e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+	return e.eachHost(ctx, "registry", nodes, func(ctx context.Context, n cluster.Node) error {
 		return e.stepID(ctx, n, "registry", "registry-ca", id, func(ctx context.Context, c *Conn) (string, error) {
 			cmd := fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv %s.tmp %s", shellQuote(e.registryDir()), shellQuote(e.registryCAPath()), shellQuote(e.registryCAPath()), shellQuote(e.registryCAPath()))
 			return "", c.Exec(ctx, cmd, strings.NewReader(ca), nil, nil, time.Minute)

@@ -32,21 +32,46 @@ type hostProgress struct {
 	at         time.Time
 }
 
+// phaseProgress is one phase of the run across its hosts.
+type phaseProgress struct {
+	name    string
+	hosts   install.HostCount
+	done    bool
+	failed  bool
+	elapsed time.Duration
+}
+
 type installScreen struct {
 	running     bool
 	confirmStop bool
 	stopping    bool
 	hosts       map[string]*hostProgress
-	phases      []string // cluster-wide phases finished, in order
+	phases      []*phaseProgress // in the order they started
 	failures    []string
 	logs        []string
 	vp          viewport.Model
-	start, last time.Time
-	err         error
+	// follow keeps the log pane on the newest line until the user scrolls
+	// up, and again once they scroll back to the bottom. It is kept apart
+	// from the viewport's position because the pane's height changes as
+	// the screen above it grows, which moves "the bottom".
+	follow bool
+	// trouble lists the hosts that failed or are slow, on big clusters
+	// where a line per host does not fit; tab moves the keys to it.
+	trouble      viewport.Model
+	troubleFocus bool
+	start, last  time.Time
+	err          error
 }
 
+// perHostLines is the most hosts the Install screen shows a line each for;
+// bigger clusters get phases with counts and the hosts that need a look.
+const perHostLines = 8
+
+// slowAfter is how long a host may run one step before it is listed as slow.
+const slowAfter = 2 * time.Minute
+
 func newInstallScreen() installScreen {
-	return installScreen{vp: viewport.New(), hosts: map[string]*hostProgress{}}
+	return installScreen{vp: viewport.New(), trouble: viewport.New(), follow: true, hosts: map[string]*hostProgress{}}
 }
 
 func (s *installScreen) setSize(w, h int) {
@@ -123,8 +148,17 @@ func (s *installScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 		}
 		return nil
 	}
+	if key.Matches(msg, k.Next) && len(m.c.All()) > perHostLines {
+		s.troubleFocus = !s.troubleFocus
+		return nil
+	}
 	var cmd tea.Cmd
+	if s.troubleFocus {
+		s.trouble, cmd = s.trouble.Update(msg)
+		return cmd
+	}
 	s.vp, cmd = s.vp.Update(msg)
+	s.follow = s.vp.AtBottom()
 	return cmd
 }
 
@@ -177,21 +211,38 @@ func (s *installScreen) event(m *Model, e install.Event) {
 	case install.Warning:
 		s.log(st.Fail.Render(fmt.Sprintf("[%s] warning: %s", who, e.Message)))
 	case install.Info:
-		if e.Host == "" && e.Phase != "" && strings.HasPrefix(e.Message, e.Phase+" finished") {
-			s.phases = append(s.phases, e.Phase)
-		}
 		s.log(fmt.Sprintf("[%s] %s", who, e.Message))
+	case install.PhaseStart:
+		s.phases = append(s.phases, &phaseProgress{name: e.Phase, hosts: e.Hosts})
+	case install.PhaseProgress, install.PhaseDone:
+		p := s.phase(e.Phase)
+		p.hosts = e.Hosts
+		if e.Kind == install.PhaseDone {
+			p.done, p.failed, p.elapsed = true, e.Err != nil, e.Elapsed
+			s.log(fmt.Sprintf("[cluster] %s finished in %v (%s)", e.Phase, e.Elapsed.Round(time.Millisecond), e.Hosts))
+		}
 	}
 }
 
+// phase is the named phase's progress, started now if no event said so.
+func (s *installScreen) phase(name string) *phaseProgress {
+	for _, p := range s.phases {
+		if p.name == name {
+			return p
+		}
+	}
+	p := &phaseProgress{name: name}
+	s.phases = append(s.phases, p)
+	return p
+}
+
 func (s *installScreen) log(line string) {
-	follow := s.vp.AtBottom() || len(s.logs) == 0
 	s.logs = append(s.logs, line)
 	if len(s.logs) > maxLogLines {
 		s.logs = s.logs[len(s.logs)-maxLogLines:]
 	}
 	s.vp.SetContentLines(s.logs)
-	if follow {
+	if s.follow {
 		s.vp.GotoBottom()
 	}
 }
@@ -205,7 +256,30 @@ func (s *installScreen) view(m *Model) string {
 		head += st.Warn.Render("  stopping after the current step…")
 	}
 	b.WriteString(st.Title.Render("Install") + st.Faint.Render(head) + "\n")
-	for _, n := range hosts {
+	if len(hosts) <= perHostLines {
+		s.viewHosts(m, &b)
+	} else {
+		s.viewPhases(m, &b)
+	}
+	if s.confirmStop {
+		b.WriteString("\n" + st.Warn.Render("Stop the install?") + " Finished steps are recorded; running the installer\n")
+		b.WriteString("again resumes where it stopped.   " + st.Bold.Render("y") + " stop   " + st.Bold.Render("n") + " keep going\n")
+		return b.String()
+	}
+	b.WriteString(st.Faint.Render(truncate("── log "+strings.Repeat("─", m.width), m.width)) + "\n")
+	used := strings.Count(b.String(), "\n")
+	s.vp.SetHeight(max(m.bodyHeight()-used, 3))
+	if s.follow {
+		s.vp.GotoBottom()
+	}
+	b.WriteString(s.vp.View())
+	return b.String()
+}
+
+// viewHosts is a line per host: what it does now, with its transfer.
+func (s *installScreen) viewHosts(m *Model, b *strings.Builder) {
+	st := m.st
+	for _, n := range m.c.All() {
 		h := s.hosts[n.IP]
 		if h == nil {
 			h = &hostProgress{state: "waiting"}
@@ -222,22 +296,62 @@ func (s *installScreen) view(m *Model) string {
 			b.WriteString(st.Faint.Render(strings.Repeat(" ", 18)+eta(h)) + "\n")
 		}
 	}
-	if len(s.phases) > 0 {
-		b.WriteString(st.Faint.Render(truncate("  phases done: "+strings.Join(s.phases, ", "), m.width)) + "\n")
+	var done []string
+	for _, p := range s.phases {
+		if p.done && !p.failed {
+			done = append(done, p.name)
+		}
+	}
+	if len(done) > 0 {
+		b.WriteString(st.Faint.Render(truncate("  phases done: "+strings.Join(done, ", "), m.width)) + "\n")
 	}
 	for _, f := range s.failures {
 		b.WriteString(st.Fail.Render(truncate("✗ "+f, m.width)) + "\n")
 	}
-	if s.confirmStop {
-		b.WriteString("\n" + st.Warn.Render("Stop the install?") + " Finished steps are recorded; running the installer\n")
-		b.WriteString("again resumes where it stopped.   " + st.Bold.Render("y") + " stop   " + st.Bold.Render("n") + " keep going\n")
-		return b.String()
+}
+
+// viewPhases is the view of a big cluster: the phases with their counts
+// (finished ones on one line), then a scrollable list of the hosts that
+// failed or are slow.
+func (s *installScreen) viewPhases(m *Model, b *strings.Builder) {
+	st := m.st
+	var done []string
+	for _, p := range s.phases {
+		switch {
+		case p.done && !p.failed && p.hosts.Failed == 0:
+			done = append(done, p.name)
+		case p.done:
+			b.WriteString(st.Fail.Render(truncate(fmt.Sprintf("  ✗ %-22s %s", p.name, p.hosts), m.width)) + "\n")
+		default:
+			b.WriteString(st.Info.Render(truncate(fmt.Sprintf("  … %-22s %s", p.name, p.hosts), m.width)) + "\n")
+		}
 	}
-	b.WriteString(st.Faint.Render(truncate("── log "+strings.Repeat("─", m.width), m.width)) + "\n")
-	used := strings.Count(b.String(), "\n")
-	s.vp.SetHeight(max(m.bodyHeight()-used, 3))
-	b.WriteString(s.vp.View())
-	return b.String()
+	if len(done) > 0 {
+		b.WriteString(st.Pass.Render(truncate("  ✓ "+strings.Join(done, ", "), m.width)) + "\n")
+	}
+	var trouble []string
+	for _, n := range m.c.All() {
+		h := s.hosts[n.IP]
+		switch {
+		case h == nil:
+		case h.state == "failed":
+			trouble = append(trouble, st.Fail.Render(truncate(fmt.Sprintf("  ✗ %-15s %s/%s failed", n.IP, h.phase, h.step), m.width)))
+		case h.state == "running" && s.last.Sub(h.at) > slowAfter:
+			trouble = append(trouble, st.Warn.Render(truncate(fmt.Sprintf("  ! %-15s %s/%s for %v", n.IP, h.phase, h.step, s.last.Sub(h.at).Round(time.Second)), m.width)))
+		}
+	}
+	if len(trouble) == 0 {
+		return
+	}
+	title := fmt.Sprintf("── %d hosts failed or slow (tab: scroll this list) ", len(trouble))
+	if s.troubleFocus {
+		title = fmt.Sprintf("── %d hosts failed or slow (tab: back to the log) ", len(trouble))
+	}
+	b.WriteString(st.Faint.Render(truncate(title+strings.Repeat("─", m.width), m.width)) + "\n")
+	s.trouble.SetWidth(m.width)
+	s.trouble.SetHeight(min(len(trouble), 5))
+	s.trouble.SetContentLines(trouble)
+	b.WriteString(s.trouble.View() + "\n")
 }
 
 func (s *installScreen) hostStatus(m *Model, h *hostProgress) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,9 +187,12 @@ func TestSSH(t *testing.T) {
 func (d *driver) check() string { return d.m.ssh.check(d.m) }
 
 // toConnect walks Welcome, Hosts and SSH with three hosts.
-func toConnect(d *driver) {
+func toConnect(d *driver) { toConnectHosts(d, "10.0.0.10-12") }
+
+// toConnectHosts walks the wizard to Connect with the hosts of a range.
+func toConnectHosts(d *driver, hosts string) {
 	d.keys("enter")
-	d.typeText("10.0.0.10-12")
+	d.typeText(hosts)
 	d.keys("enter", "enter", "enter", "enter", "enter", "enter")
 }
 
@@ -339,6 +343,10 @@ func TestReviewFromFileChecksFirst(t *testing.T) {
 
 // installTo walks to the Install screen with a fake install.
 func installTo(t *testing.T, run func(ctx context.Context, sink install.Sink) error) (*driver, *fakes) {
+	return installToHosts(t, "10.0.0.10-12", run)
+}
+
+func installToHosts(t *testing.T, hosts string, run func(ctx context.Context, sink install.Sink) error) (*driver, *fakes) {
 	fs := &fakes{make: func(cfg EngineConfig) *fakeEngine {
 		return &fakeEngine{checks: passChecks(cfg.Cluster), install: run}
 	}}
@@ -347,7 +355,7 @@ func installTo(t *testing.T, run func(ctx context.Context, sink install.Sink) er
 		return "./installer.run " + verb + " --answers " + filepath.Base(answers) + " --yes"
 	}})
 	t.Chdir(t.TempDir())
-	toConnect(d)
+	toConnectHosts(d, hosts)
 	d.keys("enter", "enter")
 	if d.m.screen != ScreenReview {
 		t.Fatalf("screen %v, want Review", d.m.screen)
@@ -446,4 +454,56 @@ func TestQuitBeforeInstall(t *testing.T) {
 	if !d.quit || !d.m.Result().Aborted {
 		t.Fatalf("quit=%v result %+v", d.quit, d.m.Result())
 	}
+}
+
+// TestInstallBigCluster: 40 hosts fit 80x24 as phases with their counts and
+// a list of the hosts that failed or are slow; the log pane follows the
+// newest line until the user scrolls up, and again once they scroll down.
+func TestInstallBigCluster(t *testing.T) {
+	more := make(chan struct{})
+	d, _ := installToHosts(t, "10.0.0.10-49", func(ctx context.Context, sink install.Sink) error {
+		ev := func(sec int, e install.Event) { e.Time = t0.Add(time.Duration(sec) * time.Second); sink.Event(e) }
+		ev(0, install.Event{Kind: install.PhaseStart, Phase: "distribute", Hosts: install.HostCount{Total: 40}})
+		ev(20, install.Event{Kind: install.PhaseDone, Phase: "distribute", Hosts: install.HostCount{Done: 40, Total: 40}, Elapsed: 20 * time.Second})
+		ev(20, install.Event{Kind: install.PhaseStart, Phase: "join-node", Hosts: install.HostCount{Total: 39}})
+		for i := 11; i < 50; i++ {
+			ev(21, install.Event{Kind: install.StepStart, Host: fmt.Sprintf("10.0.0.%d", i), Phase: "join-node", Step: "join-node"})
+		}
+		ev(30, install.Event{Kind: install.StepFailed, Host: "10.0.0.13", Phase: "join-node", Step: "join-node", Err: errors.New("exit status 1")})
+		for i := 15; i < 35; i++ {
+			ev(40, install.Event{Kind: install.StepDone, Host: fmt.Sprintf("10.0.0.%d", i), Phase: "join-node", Step: "join-node", Elapsed: 19 * time.Second})
+		}
+		ev(40, install.Event{Kind: install.PhaseProgress, Phase: "join-node", Hosts: install.HostCount{Done: 20, Failed: 1, Total: 39}})
+		for i := range 60 {
+			ev(200, install.Event{Kind: install.Log, Host: "10.0.0.10", Phase: "join-node", Message: fmt.Sprintf("line %d", i)})
+		}
+		<-more
+		ev(201, install.Event{Kind: install.Log, Host: "10.0.0.10", Phase: "join-node", Message: "newest while scrolled"})
+		<-more
+		ev(202, install.Event{Kind: install.Log, Host: "10.0.0.10", Phase: "join-node", Message: "newest after scrolling back"})
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	d.settle()
+	screen := d.screen()
+	checkFrame(t, screen, 80, 24)
+	d.wantScreen("40 hosts", "✓ distribute", "… join-node", "20/39, 1 failed", "✗ 10.0.0.13", "hosts failed or slow",
+		"! 10.0.0.11", "line 59")
+	d.rejectScreen("10.0.0.40 ") // no line per host
+	d.keys("pgup")
+	d.rejectScreen("line 59")
+	more <- struct{}{}
+	d.settle()
+	d.rejectScreen("newest while scrolled", "line 59")
+	for range 30 {
+		d.keys("pgdown")
+	}
+	more <- struct{}{}
+	d.settle()
+	d.wantScreen("newest after scrolling back")
+	// tab scrolls the list of hosts instead of the log.
+	d.keys("tab")
+	d.wantScreen("tab: back to the log")
+	d.keys("ctrl+c", "y")
+	close(more)
 }

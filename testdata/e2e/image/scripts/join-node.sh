@@ -4,4 +4,6 @@ set -eu
 echo started > "$OUT/join-node-started"
 # Tests hold a node here to cut its SSH link mid-phase.
 while [ -f "$OUT/hold" ]; do sleep 0.2; done
+# Tests make a node fail its join here.
+if [ -f "$OUT/fail-join" ]; then echo "join refused on $(hostname)" >&2; exit 1; fi
 record "join-node token=$(cat "$SEALPACK_SHARE/join-token") refreshed=$(cat "$SEALPACK_SHARE/refreshed")"

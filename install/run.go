@@ -1,0 +1,155 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sealpack/sealpack/cluster"
+)
+
+// phase is one named stage of a run over some hosts. A run is a list of
+// phases built in one place (installPhases), so what the engine runs is
+// data that a plan or the wizard can show as it is.
+type phase struct {
+	name  string
+	hosts []cluster.Node
+	run   func(context.Context) error
+}
+
+// runPhases runs phases in order, reporting each across its hosts. Worker
+// nodes that fail are left behind and the run goes on without them (see
+// hostDone); when the phases are over, those nodes are the run's error.
+func (e *Engine) runPhases(ctx context.Context, phases []phase) error {
+	for _, p := range phases {
+		hosts := e.live(p.hosts)
+		e.beginPhase(p.name, len(hosts))
+		t := time.Now()
+		err := p.run(ctx)
+		e.emit(Event{Kind: PhaseDone, Phase: p.name, Elapsed: time.Since(t), Hosts: e.phaseCount(p.name), Err: err})
+		if err != nil {
+			return err
+		}
+	}
+	if failed := e.failedHosts(); len(failed) > 0 {
+		return &NodesFailedError{Failed: failed, Hosts: len(e.c.All())}
+	}
+	return nil
+}
+
+// HostFailure is a worker node the run left behind, and why.
+type HostFailure struct {
+	Host  string
+	Phase string
+	Err   error
+}
+
+// NodesFailedError says which worker nodes failed while the run finished
+// on every other host. Running the same command again finishes only them:
+// every other host's steps are recorded as done.
+type NodesFailedError struct {
+	Failed []HostFailure
+	Hosts  int // hosts in the run
+}
+
+func (e *NodesFailedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of %d hosts failed (the others are done):", len(e.Failed), e.Hosts)
+	for _, f := range e.Failed {
+		fmt.Fprintf(&b, "\n  %s in %s: %v", f.Host, f.Phase, f.Err)
+	}
+	return b.String()
+}
+
+// Unwrap gives each host's error, for errors.As.
+func (e *NodesFailedError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// eachHost runs fn on every host of nodes not already left behind, at most
+// Parallel at once, and reports each host's end to the phase's count.
+func (e *Engine) eachHost(ctx context.Context, phase string, nodes []cluster.Node, fn func(context.Context, cluster.Node) error) error {
+	return forEach(ctx, e.live(nodes), e.opts.Parallel, func(ctx context.Context, n cluster.Node) error {
+		return e.hostDone(ctx, phase, n, fn(ctx, n))
+	})
+}
+
+// hostDone counts a host's end of a phase. A worker node's failure is
+// recorded and swallowed, so one node never stops the others; a master's
+// failure, or any failure once the run is cancelled, is returned.
+func (e *Engine) hostDone(ctx context.Context, phase string, n cluster.Node, err error) error {
+	var stop *stopError
+	tolerate := err != nil && !n.IsMaster() && ctx.Err() == nil && !errors.As(err, &stop)
+	e.mu.Lock()
+	c := e.counts[phase]
+	if c == nil {
+		c = &HostCount{}
+		e.counts[phase] = c
+	}
+	if err == nil {
+		c.Done++
+	} else {
+		c.Failed++
+	}
+	count := *c
+	if tolerate && !slices.ContainsFunc(e.failed, func(f HostFailure) bool { return f.Host == n.IP }) {
+		e.failed = append(e.failed, HostFailure{Host: n.IP, Phase: phase, Err: err})
+	}
+	e.mu.Unlock()
+	e.emit(Event{Kind: PhaseProgress, Phase: phase, Hosts: count})
+	if tolerate {
+		e.emit(Event{Kind: Info, Host: n.IP, Phase: phase, Message: "left behind: the other hosts go on; run the same command again to finish it"})
+		return nil
+	}
+	return err
+}
+
+func (e *Engine) beginPhase(name string, hosts int) {
+	e.mu.Lock()
+	e.counts[name] = &HostCount{Total: hosts}
+	e.mu.Unlock()
+	e.emit(Event{Kind: PhaseStart, Phase: name, Hosts: HostCount{Total: hosts}})
+}
+
+func (e *Engine) phaseCount(name string) HostCount {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.counts[name]; c != nil {
+		return *c
+	}
+	return HostCount{}
+}
+
+// live is nodes without the ones this run left behind.
+func (e *Engine) live(nodes []cluster.Node) []cluster.Node {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.failed) == 0 {
+		return nodes
+	}
+	return slices.DeleteFunc(slices.Clone(nodes), func(n cluster.Node) bool {
+		return slices.ContainsFunc(e.failed, func(f HostFailure) bool { return f.Host == n.IP })
+	})
+}
+
+func (e *Engine) failedHosts() []HostFailure {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.failed)
+}
+
+// stopError is a failure that is not the host's own (the first master's,
+// while serving a node): it stops the run even on a worker node.
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+func (e *stopError) Unwrap() error { return e.err }
+
+func stopRun(err error) error { return &stopError{err} }
