@@ -3,6 +3,8 @@ package bundle
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sealpack/sealpack/internal/verify"
 )
 
 var (
@@ -21,16 +23,6 @@ func (e *VersionError) Error() string {
 	return fmt.Sprintf("bundle format version %d is newer than this program reads (%d): use a newer sealpack", e.Version, FormatVersion)
 }
 
-// DigestError reports stored bytes that do not hash to the digest the index records.
-type DigestError struct {
-	What     string // e.g. "layer 2 (COPY app /opt/app)" or "stub"
-	Want     string
-	Got      string
-	Location string // file and offset range, e.g. "installer.run.part2 bytes 1024-2047"
-}
-
-func (e *DigestError) Error() string {
-	return fmt.Sprintf("%s: digest mismatch at %s: want %s, got %s", e.What, e.Location, e.Want, e.Got)
-}
-
-func (e *DigestError) Unwrap() error { return ErrCorrupt }
+// DigestError reports stored bytes that do not hash to the digest the index
+// records; a bundle's own DigestErrors are ErrCorrupt.
+type DigestError = verify.DigestError

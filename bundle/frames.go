@@ -292,10 +292,10 @@ func (f *frameReader) finish() error {
 		return ctxErr
 	}
 	if f.csum != f.l.Digest {
-		return &DigestError{What: "layer " + f.l.Digest, Want: f.l.Digest, Got: f.csum, Location: "compressed blob"}
+		return &DigestError{What: "layer " + f.l.Digest, Want: f.l.Digest, Got: f.csum, Location: "compressed blob", Class: ErrCorrupt}
 	}
 	if got := digestOf(f.sum); got != f.l.DiffID {
-		return &DigestError{What: "layer " + f.l.Digest + " content", Want: f.l.DiffID, Got: got, Location: "uncompressed stream"}
+		return &DigestError{What: "layer " + f.l.Digest + " content", Want: f.l.DiffID, Got: got, Location: "uncompressed stream", Class: ErrCorrupt}
 	}
 	return io.EOF
 }

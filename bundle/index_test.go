@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -101,5 +102,29 @@ func TestOpenRefusesBadSizes(t *testing.T) {
 				t.Fatalf("Open = %v; want ErrCorrupt naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestOpenBlobWithholdsTheLastByte: a blob whose last byte is wrong is never
+// handed out whole; the read that would end it fails, naming where it is.
+func TestOpenBlobWithholdsTheLastByte(t *testing.T) {
+	blob := []byte("an image blob of some length")
+	p := filepath.Join(t.TempDir(), "b")
+	fixture{stub: []byte("STUB"), blobs: [][]byte{blob}}.build(t, p)
+	data, _ := os.ReadFile(p)
+	data[4+len(blob)-1] ^= 1
+	os.WriteFile(p, data, 0o644)
+	b := mustOpen(t, p)
+	r, bl, err := b.OpenBlob(digestBytes(blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	var de *DigestError
+	if !errors.As(err, &de) || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "bytes 4-") {
+		t.Errorf("read error %v; want a DigestError naming the byte range", err)
+	}
+	if int64(len(got)) >= bl.Size {
+		t.Errorf("%d of %d bytes of a wrong blob handed out", len(got), bl.Size)
 	}
 }

@@ -7,10 +7,11 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/sealpack/sealpack/internal/verify"
 )
 
 // Bundle is an open bundle: its trailer and index are read and checked; blobs
@@ -212,14 +213,15 @@ func (b *Bundle) Blob(digest string) (*io.SectionReader, Blob, error) {
 	return io.NewSectionReader(b.content, bl.Offset, bl.Size), bl, nil
 }
 
-// OpenBlob returns the blob's bytes; the final Read returns an error instead
-// of io.EOF if they do not match the digest.
+// OpenBlob returns the blob's bytes, checked as they stream: if they do not
+// match the digest, the Read that would return the last of them returns a
+// *DigestError instead.
 func (b *Bundle) OpenBlob(digest string) (io.Reader, Blob, error) {
 	sr, bl, err := b.Blob(digest)
 	if err != nil {
 		return nil, bl, err
 	}
-	return &verifyingReader{r: sr, h: sha256.New(), want: digest, where: b.location(bl.Offset, bl.Size)}, bl, nil
+	return verify.NewReader(sr, verify.Expect{Digest: digest, Size: bl.Size, What: "blob " + digest, Location: b.location(bl.Offset, bl.Size), Class: ErrCorrupt}), bl, nil
 }
 
 // OpenLayer returns the uncompressed tar stream of a rootfs layer,
@@ -248,24 +250,6 @@ func (b *Bundle) location(off, n int64) string {
 		return s + fmt.Sprintf("%d and %s up to byte %d", ps-1, filepath.Base(PartPath(b.Path, last)), (off+n-1)%ps)
 	}
 	return s + fmt.Sprint((off+n-1)%ps)
-}
-
-type verifyingReader struct {
-	r     io.Reader
-	h     hash.Hash
-	want  string
-	where string
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	if err == io.EOF {
-		if got := digestOf(v.h); got != v.want {
-			return n, &DigestError{What: "blob " + v.want, Want: v.want, Got: got, Location: v.where}
-		}
-	}
-	return n, err
 }
 
 // multiReaderAt reads logical content spread over equally sized parts.

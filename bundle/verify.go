@@ -87,7 +87,7 @@ func (b *Bundle) Verify(ctx context.Context, progress Progress) error {
 			for ri < len(regions) && inRegion == regions[ri].n {
 				r := regions[ri]
 				if got := digestOf(h); got != r.digest {
-					errs = append(errs, &DigestError{What: r.what, Want: r.digest, Got: got, Location: b.location(r.off, r.n) + b.wrongParts(ctx, r.off, r.n)})
+					errs = append(errs, &DigestError{What: r.what, Want: r.digest, Got: got, Location: b.location(r.off, r.n) + b.wrongParts(ctx, r.off, r.n), Class: ErrCorrupt})
 				}
 				h.Reset()
 				ri, inRegion = ri+1, 0

@@ -144,7 +144,7 @@ func (w *Writer) AddBlob(ctx context.Context, r io.Reader, digest, mediaType str
 	got := digestOf(ch.h)
 	if digest != "" && got != digest {
 		w.out.truncate(start)
-		return Blob{}, &DigestError{What: "blob " + digest, Want: digest, Got: got, Location: "input"}
+		return Blob{}, &DigestError{What: "blob " + digest, Want: digest, Got: got, Location: "input", Class: ErrCorrupt}
 	}
 	b := Blob{Digest: got, Size: ch.n, MediaType: mediaType}
 	if err := w.record(start, b); err != nil {

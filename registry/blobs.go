@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/sealpack/sealpack/internal/verify"
 )
 
 // blobFastPath serves GET and HEAD of bundle blobs itself and hands every
@@ -79,14 +80,14 @@ func blobFastPath(d *bundleDriver, next http.Handler) http.Handler {
 			http.ServeContent(w, r, "", time.Time{}, sr)
 			return
 		}
-		v := &wholeBlob{verifyingReader: newVerifyingReader(r.Context(), sr, data.size, digest), size: data.size}
+		v := &wholeBlob{Reader: blobReader(r.Context(), sr, data.size, digest), size: data.size}
 		http.ServeContent(w, r, "", time.Time{}, v)
 		switch {
-		case v.err != nil && !errors.Is(v.err, r.Context().Err()):
+		case v.Err() != nil:
 			// Content-Length was promised and not delivered: net/http
 			// closes the connection, and the client sees a short body.
-			d.log.Error("stopped serving a corrupt blob", "digest", digest, "err", v.err)
-		case v.left == 0 && v.err == nil:
+			d.log.Error("stopped serving a corrupt blob", "digest", digest, "err", v.Err())
+		case v.Verified():
 			d.markVerified(digest)
 		}
 	})
@@ -112,14 +113,14 @@ func parseBlobPath(p string) (repo, digest string, ok bool) {
 // wholeBlob lets http.ServeContent find the size (it seeks to the end and
 // back) while the bytes stream through the verifying reader from byte 0.
 type wholeBlob struct {
-	*verifyingReader
+	*verify.Reader
 	size int64
 	read bool
 }
 
 func (b *wholeBlob) Read(p []byte) (int, error) {
 	b.read = true
-	return b.verifyingReader.Read(p)
+	return b.Reader.Read(p)
 }
 
 func (b *wholeBlob) Seek(off int64, whence int) (int64, error) {

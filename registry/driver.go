@@ -3,11 +3,8 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/internal/ctxio"
+	"github.com/sealpack/sealpack/internal/verify"
 )
 
 // bundleDriverName is the name distribution's storage factory knows the
@@ -250,13 +248,14 @@ func (d *bundleDriver) readVerified(ctx context.Context, digest string, limit in
 		return nil, fmt.Errorf("blob %s: %d bytes is more than the %d this registry reads into memory", digest, bl.Size, limit)
 	}
 	buf := make([]byte, bl.Size)
-	if _, err := sr.ReadAt(buf, 0); err != nil && !(err == io.EOF && bl.Size == 0) {
+	r := blobReader(ctx, sr, bl.Size, digest)
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", digest, err)
 	}
-	if got := sha256.Sum256(buf); "sha256:"+hex.EncodeToString(got[:]) != digest {
-		return nil, &DigestError{Digest: digest, Got: "sha256:" + hex.EncodeToString(got[:])}
+	if _, err := r.Read(nil); err != io.EOF { // an empty blob is checked here
+		return nil, fmt.Errorf("read blob %s: %w", digest, err)
 	}
-	return buf, ctx.Err()
+	return buf, nil
 }
 
 // verify hashes a blob whole once per driver and remembers the answer. Range
@@ -276,8 +275,7 @@ func (d *bundleDriver) verify(ctx context.Context, digest string) error {
 			v.err = err
 			return
 		}
-		r := newVerifyingReader(ctx, sr, bl.Size, digest)
-		_, v.err = io.Copy(io.Discard, r)
+		_, v.err = io.Copy(io.Discard, blobReader(ctx, sr, bl.Size, digest))
 		v.ok.Store(v.err == nil)
 	})
 	if v.err != nil && ctx.Err() != nil {
@@ -372,7 +370,7 @@ func (d *bundleDriver) Reader(ctx context.Context, p string, offset int64) (io.R
 	if offset == 0 && !d.isVerified(f.digest) {
 		// The whole blob streams past: check it as it goes, and withhold the
 		// last bytes if the digest does not match.
-		return &streamVerifier{verifyingReader: newVerifyingReader(ctx, sr, f.size, f.digest), done: d.markVerified}, nil
+		return &verifiedBlob{Reader: blobReader(ctx, sr, f.size, f.digest), digest: f.digest, done: d.markVerified}, nil
 	}
 	if err := d.verify(ctx, f.digest); err != nil {
 		return nil, storagedriver.Error{DriverName: bundleDriverName, Detail: err}
@@ -422,93 +420,30 @@ func (d *bundleDriver) Writer(context.Context, string, bool) (storagedriver.File
 func (d *bundleDriver) Move(context.Context, string, string) error { return d.unsupported() }
 func (d *bundleDriver) Delete(context.Context, string) error       { return d.unsupported() }
 
-// DigestError reports blob bytes that do not match their digest.
-type DigestError struct {
-	Digest, Got string
-}
-
-func (e *DigestError) Error() string {
-	return fmt.Sprintf("blob %s is corrupt: its bytes hash to %s", e.Digest, e.Got)
-}
-
-// verifyingReader hashes a blob as it is read and, before handing out the
-// final bytes, checks the digest: on a mismatch the last read returns an
-// error and no bytes, so a client never receives a complete corrupt blob.
-// Checking at io.EOF would be too late: http.ServeContent stops after
-// Content-Length bytes and never asks for EOF.
-type verifyingReader struct {
-	ctx    context.Context
-	r      io.Reader
-	h      hash.Hash
-	left   int64
+// verifiedBlob is a whole-blob read; one that reaches the end with the right
+// digest marks the blob verified for range requests.
+type verifiedBlob struct {
+	*verify.Reader
 	digest string
-	err    error
+	done   func(digest string)
 }
 
-func newVerifyingReader(ctx context.Context, r io.Reader, size int64, digest string) *verifyingReader {
-	return &verifyingReader{ctx: ctx, r: r, h: sha256.New(), left: size, digest: digest}
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
-	}
-	if err := v.ctx.Err(); err != nil {
-		return 0, err
-	}
-	if v.left == 0 {
-		v.finish()
-		if v.err != nil {
-			return 0, v.err
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > v.left {
-		p = p[:v.left]
-	}
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	v.left -= int64(n)
-	if v.left == 0 {
-		v.finish()
-		if v.err != nil {
-			return 0, v.err
-		}
-		return n, nil
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (v *verifyingReader) finish() {
-	if v.err != nil || v.h == nil {
-		return
-	}
-	if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); got != v.digest {
-		v.err = &DigestError{Digest: v.digest, Got: got}
-	}
-	v.h = nil
-}
-
-// streamVerifier is the ReadCloser of a whole-blob read; a read that reaches
-// the end with the right digest marks the blob verified for range requests.
-type streamVerifier struct {
-	*verifyingReader
-	done func(digest string)
-}
-
-func (s *streamVerifier) Read(p []byte) (int, error) {
-	n, err := s.verifyingReader.Read(p)
-	if s.left == 0 && s.err == nil && s.done != nil {
+func (s *verifiedBlob) Read(p []byte) (int, error) {
+	n, err := s.Reader.Read(p)
+	if s.Verified() && s.done != nil {
 		s.done(s.digest)
 		s.done = nil
 	}
 	return n, err
 }
 
-func (s *streamVerifier) Close() error { return nil }
+func (s *verifiedBlob) Close() error { return nil }
+
+// blobReader checks a blob of the bundle as it streams from byte 0 (see
+// verify.Reader: a wrong blob is never handed out whole).
+func blobReader(ctx context.Context, r io.Reader, size int64, digest string) *verify.Reader {
+	return verify.NewReader(ctxio.Reader(ctx, r), verify.Expect{Digest: digest, Size: size, What: "blob " + digest})
+}
 
 func hexOf(digest string) (string, error) {
 	h, ok := strings.CutPrefix(digest, "sha256:")

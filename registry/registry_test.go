@@ -244,8 +244,8 @@ func TestCorruptBlob(t *testing.T) {
 				b := must(bundle.Open(path))
 				defer b.Close()
 				_, err := New(context.Background(), b, Options{Addr: "127.0.0.1:0", InsecureHTTP: true, VerifyAtStart: true})
-				var de *DigestError
-				if !errors.As(err, &de) || de.Digest != layer {
+				var de *bundle.DigestError
+				if !errors.As(err, &de) || de.Want != layer {
 					t.Fatalf("New with VerifyAtStart: %v, want a DigestError for %s", err, layer)
 				}
 				return

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/sealpack/sealpack/internal/ctxio"
+	"github.com/sealpack/sealpack/internal/verify"
 )
 
 // Annotations naming the images of an OCI layout's index.json. containerd
@@ -441,43 +441,21 @@ func (b *layoutBlob) Digest() (v1.Hash, error)            { return b.d.Digest, n
 func (b *layoutBlob) Size() (int64, error)                { return b.d.Size, nil }
 func (b *layoutBlob) MediaType() (types.MediaType, error) { return b.d.MediaType, nil }
 
-// Compressed reads the blob's file; reading it to the end fails, naming
-// the file, when its content does not have the blob's digest.
+// Compressed reads the blob's file, checked against the manifest's digest
+// and size: a wrong file fails, naming it, before its last byte is read.
 func (b *layoutBlob) Compressed() (io.ReadCloser, error) {
 	p := b.dir.blobPath(b.d.Digest)
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
-	return &verifyReader{rc: f, h: sha256.New(), want: b.d.Digest.String(), size: b.d.Size, file: p}, nil
+	d := b.d.Digest.String()
+	v := verify.NewReader(f, verify.Expect{Digest: d, Size: b.d.Size, What: "blob " + d, Location: p})
+	return struct {
+		io.Reader
+		io.Closer
+	}{v, f}, nil
 }
-
-// verifyReader checks the digest and size of what it reads at EOF.
-type verifyReader struct {
-	rc   io.ReadCloser
-	h    hash.Hash
-	n    int64
-	want string
-	size int64
-	file string
-}
-
-func (v *verifyReader) Read(p []byte) (int, error) {
-	n, err := v.rc.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	if err == io.EOF {
-		if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); got != v.want {
-			return n, fmt.Errorf("%s is corrupt: its content is %s", v.file, got)
-		}
-		if v.size >= 0 && v.n != v.size {
-			return n, fmt.Errorf("%s: blob %s has %d bytes, the manifest says %d", v.file, v.want, v.n, v.size)
-		}
-	}
-	return n, err
-}
-
-func (v *verifyReader) Close() error { return v.rc.Close() }
 
 // ---- docker save tarballs ----
 
