@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,7 +21,6 @@ type fixture struct {
 	layers [][]byte // tar streams
 	blobs  [][]byte
 	split  int64
-	key    ed25519.PrivateKey
 }
 
 func randomBytes(seed uint64, n int) []byte {
@@ -55,7 +53,7 @@ func (f fixture) build(t testing.TB, path string) *Index {
 		f.stub = append([]byte("#!/bin/false\n"), randomBytes(1, 4096)...)
 	}
 	w, err := Create(path, bytes.NewReader(f.stub), WriterOptions{
-		Platform: Platform{OS: "linux", Architecture: "amd64"}, CreatedBy: "test", SplitSize: f.split, SignKey: f.key,
+		Platform: Platform{OS: "linux", Architecture: "amd64"}, CreatedBy: "test", SplitSize: f.split,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -335,49 +333,6 @@ func TestSplit(t *testing.T) {
 		t.Errorf("stale part 2 left behind: %v", err)
 	}
 	mustOpen(t, path)
-}
-
-func TestSignature(t *testing.T) {
-	dir := t.TempDir()
-	priv := filepath.Join(dir, "k.key")
-	pubPath := filepath.Join(dir, "k.pub")
-	if _, err := GenerateKey(priv, pubPath); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := GenerateKey(priv, pubPath); err == nil {
-		t.Error("GenerateKey overwrote an existing key")
-	}
-	key, err := LoadPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := LoadPublicKey(pubPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, other, _ := ed25519.GenerateKey(nil)
-
-	signed := filepath.Join(dir, "signed")
-	fixture{blobs: [][]byte{[]byte("x")}, key: key}.build(t, signed)
-	unsigned := filepath.Join(dir, "unsigned")
-	fixture{blobs: [][]byte{[]byte("x")}}.build(t, unsigned)
-
-	if err := mustOpen(t, signed).Trailer.VerifySignature(pub); err != nil {
-		t.Errorf("good signature rejected: %v", err)
-	}
-	if err := mustOpen(t, signed).Trailer.VerifySignature(other.Public().(ed25519.PublicKey)); !errors.Is(err, ErrSignature) {
-		t.Errorf("signature by another key accepted: %v", err)
-	}
-	if err := mustOpen(t, unsigned).Trailer.VerifySignature(pub); !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), "not signed") {
-		t.Errorf("unsigned bundle: %v", err)
-	}
-	// A forged signature (trailer checksum recomputed) is caught by the key.
-	b := mustOpen(t, signed)
-	tr := b.Trailer
-	tr.Signature[3] ^= 1
-	if err := tr.VerifySignature(pub); !errors.Is(err, ErrSignature) {
-		t.Errorf("altered signature accepted: %v", err)
-	}
 }
 
 func TestWriterAbortLeavesNothing(t *testing.T) {

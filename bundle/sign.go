@@ -1,129 +1,242 @@
 package bundle
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sealpack/sealpack/internal/sshsig"
 )
 
-// signedMessage is what a bundle signature covers: the index digest, which in
-// turn covers the stub and every blob. The prefix keeps the signature from
-// being valid for anything else signed with the same key.
-func signedMessage(indexSHA [32]byte) []byte {
-	return append([]byte("sealpack bundle index v1\x00"), indexSHA[:]...)
+// A bundle is signed by detached signatures, one beside each of its files
+// (installer.run.sig, installer.run.part2.sig, ...), in OpenSSH's SSHSIG
+// format over the file's bytes, so that ssh-keygen, a program the site
+// already trusts, checks them:
+//
+//	ssh-keygen -Y verify -f release.allowed_signers -I release@example.com \
+//	    -n sealpack -s installer.run.sig < installer.run
+//
+// A signature inside the file would be checked by the program in that same
+// file, which an attacker replaces along with it.
+
+// SignatureNamespace is the SSHSIG namespace of bundle signatures: a key
+// that also signs other things (git commits, files) cannot have those
+// signatures taken for an installer's.
+const SignatureNamespace = "sealpack"
+
+// SignaturePath is where the detached signature of one file of a bundle lives.
+func SignaturePath(file string) string { return file + ".sig" }
+
+// Files returns the paths of the bundle's files, part 1 (the installer) first.
+func (b *Bundle) Files() []string {
+	out := make([]string, b.Trailer.Parts())
+	for k := range out {
+		out[k] = PartPath(b.Path, k+1)
+	}
+	return out
 }
 
-// KeyID names a public key by the first 8 bytes of its SHA-256.
-func KeyID(pub ed25519.PublicKey) [8]byte {
-	sum := sha256.Sum256(pub)
-	var id [8]byte
-	copy(id[:], sum[:8])
-	return id
-}
-
-// FormatKeyID renders a key id for people.
-func FormatKeyID(id [8]byte) string { return hex.EncodeToString(id[:]) }
-
-// GenerateKey writes a new ed25519 key pair as PEM files (PKCS #8 private key
-// readable only by the owner, PKIX public key).
-func GenerateKey(privPath, pubPath string) (ed25519.PublicKey, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
-	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("encode private key: %w", err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("encode public key: %w", err)
-	}
-	if err := writeNew(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
-		return nil, err
-	}
-	if err := writeNew(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
-		os.Remove(privPath)
-		return nil, err
-	}
-	return pub, nil
-}
-
-// writeNew refuses to overwrite: losing a signing key by accident is not undoable.
-func writeNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("write key: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("write key %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-// LoadPrivateKey reads a PEM PKCS #8 ed25519 private key.
-func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	der, err := readPEM(path, "PRIVATE KEY")
+// fileReader reads the whole of an open part file: what its signature covers.
+func (b *Bundle) fileReader(k int) (io.Reader, error) {
+	st, err := b.parts[k].Stat()
 	if err != nil {
 		return nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse private key %s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("private key %s is a %T, want ed25519", path, k)
-	}
-	return priv, nil
+	return io.NewSectionReader(b.parts[k], 0, st.Size()), nil
 }
 
-// LoadPublicKey reads a PEM PKIX ed25519 public key.
-func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	der, err := readPEM(path, "PUBLIC KEY")
-	if err != nil {
-		return nil, err
+// Sign writes a detached signature beside every file of the bundle. The
+// signatures appear together or not at all: each is written to a temporary
+// file and renamed into place once all are made. Signatures of parts the
+// bundle no longer has (an earlier, larger build) are removed.
+func (b *Bundle) Sign(ctx context.Context, signer ssh.Signer) error {
+	files := b.Files()
+	var temps []string
+	defer func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}()
+	for k, f := range files {
+		r, err := b.fileReader(k)
+		if err != nil {
+			return fmt.Errorf("sign %s: %w", f, err)
+		}
+		sig, err := sshsig.Sign(ctx, signer, SignatureNamespace, r)
+		if err != nil {
+			return fmt.Errorf("sign %s: %w", f, err)
+		}
+		tmp, err := writeTemp(SignaturePath(f), sig)
+		if err != nil {
+			return err
+		}
+		temps = append(temps, tmp)
 	}
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse public key %s: %w", path, err)
+	for k := len(files) - 1; k >= 0; k-- { // part 1's last, as the bundle's own files
+		if err := os.Rename(temps[k], SignaturePath(files[k])); err != nil {
+			return fmt.Errorf("sign: %w", err)
+		}
+		temps = temps[:k]
 	}
-	pub, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("public key %s is a %T, want ed25519", path, k)
-	}
-	return pub, nil
+	syncDir(filepath.Dir(b.Path))
+	return RemoveSignatures(b.Path, len(files)+1)
 }
 
-func readPEM(path, typ string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read key: %w", err)
+// RemoveSignatures removes the signatures of the bundle at path from part
+// from on (from 1: all of them). A rebuilt installer removes its old
+// signatures, which cannot match it.
+func RemoveSignatures(path string, from int) error {
+	for k := from; ; k++ {
+		err := os.Remove(SignaturePath(PartPath(path, k)))
+		if errors.Is(err, os.ErrNotExist) {
+			// Part 1's signature may be gone while part 2's is not.
+			if k > 1 {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("remove old signature: %w", err)
+		}
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != typ {
-		return nil, fmt.Errorf("key %s: no PEM block of type %q", path, typ)
-	}
-	return block.Bytes, nil
 }
 
-// VerifySignature checks the bundle's signature against pub.
-func (t *Trailer) VerifySignature(pub ed25519.PublicKey) error {
-	if !t.Signed() {
-		return fmt.Errorf("%w: the bundle is not signed", ErrSignature)
+// writeTemp writes data to a synced temporary file beside path.
+func writeTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	if id := KeyID(pub); id != t.KeyID {
-		return fmt.Errorf("%w: signed by key %s, not by the given key %s", ErrSignature, FormatKeyID(t.KeyID), FormatKeyID(id))
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
 	}
-	if !ed25519.Verify(pub, signedMessage(t.IndexSHA256), t.Signature[:]) {
-		return fmt.Errorf("%w: the signature does not match the index", ErrSignature)
+	if err == nil {
+		err = f.Sync()
 	}
-	return nil
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Name(), nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// Signature reads the detached signature of part 1 without checking it:
+// whom it names is a claim until CheckSignatures checks it against a trusted
+// key. A bundle without one returns an error wrapping ErrSignature and
+// os.ErrNotExist.
+func (b *Bundle) Signature() (*sshsig.Signature, error) {
+	return readSignature(b.Path)
+}
+
+func readSignature(file string) (*sshsig.Signature, error) {
+	p := SignaturePath(file)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s is not signed: no %s beside it (%w)", ErrSignature, filepath.Base(file), filepath.Base(p), os.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	sig, err := sshsig.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrSignature, p, err)
+	}
+	return sig, nil
+}
+
+// CheckSignatures checks the detached signature of every file of the bundle
+// against the trusted keys and returns who signed. Every file must be signed
+// by a trusted key, and all by the same one.
+func (b *Bundle) CheckSignatures(ctx context.Context, trust sshsig.Trust) (sshsig.Signer, error) {
+	sigs, signer, err := b.trustedSignatures(trust)
+	if err != nil {
+		return sshsig.Signer{}, err
+	}
+	for k, f := range b.Files() {
+		r, err := b.fileReader(k)
+		if err != nil {
+			return sshsig.Signer{}, fmt.Errorf("check the signature of %s: %w", f, err)
+		}
+		if err := sigs[k].Verify(ctx, SignatureNamespace, r); err != nil {
+			if ctx.Err() != nil {
+				return sshsig.Signer{}, ctx.Err()
+			}
+			return sshsig.Signer{}, fmt.Errorf("%w: %s: %v", ErrSignature, filepath.Base(f), err)
+		}
+	}
+	return signer, nil
+}
+
+// CheckSigner is the quick half of CheckSignatures: every file has a
+// signature, made by a key trust names, for bundles. It reads the signature
+// files only, so it can refuse a bundle before anything else starts; the
+// bytes are checked by CheckSignatures.
+func (b *Bundle) CheckSigner(trust sshsig.Trust) (sshsig.Signer, error) {
+	_, s, err := b.trustedSignatures(trust)
+	return s, err
+}
+
+func (b *Bundle) trustedSignatures(trust sshsig.Trust) ([]*sshsig.Signature, sshsig.Signer, error) {
+	var sigs []*sshsig.Signature
+	for _, f := range b.Files() {
+		sig, err := readSignature(f)
+		if err != nil {
+			return nil, sshsig.Signer{}, err
+		}
+		if sig.Namespace != SignatureNamespace {
+			return nil, sshsig.Signer{}, fmt.Errorf("%w: %s was made for namespace %q, not %q", ErrSignature, SignaturePath(f), sig.Namespace, SignatureNamespace)
+		}
+		if len(sigs) > 0 && string(sig.PublicKey.Marshal()) != string(sigs[0].PublicKey.Marshal()) {
+			return nil, sshsig.Signer{}, fmt.Errorf("%w: %s and %s are signed by different keys", ErrSignature, filepath.Base(b.Path), filepath.Base(f))
+		}
+		sigs = append(sigs, sig)
+	}
+	s, err := trust.Find(sigs[0].PublicKey, SignatureNamespace, time.Now())
+	if err != nil {
+		return nil, sshsig.Signer{}, fmt.Errorf("%w: %s: %v", ErrSignature, SignaturePath(b.Path), err)
+	}
+	return sigs, s, nil
+}
+
+// Check is the one full check of a bundle: every byte against the index's
+// digests (Verify) and, when trust is not nil, the detached signature of
+// every file against the trusted keys (CheckSignatures), the two reading
+// the files at the same time so the page cache serves the second. It
+// returns who signed (zero when trust is nil) and every problem found.
+func (b *Bundle) Check(ctx context.Context, trust sshsig.Trust, progress Progress) (sshsig.Signer, error) {
+	var signer sshsig.Signer
+	sigErr := make(chan error, 1)
+	if trust != nil {
+		// Refuse an unsigned or untrusted bundle before reading gigabytes.
+		if _, err := b.CheckSigner(trust); err != nil {
+			return signer, err
+		}
+		go func() {
+			var err error
+			signer, err = b.CheckSignatures(ctx, trust)
+			sigErr <- err
+		}()
+	} else {
+		sigErr <- nil
+	}
+	verr := b.Verify(ctx, progress)
+	serr := <-sigErr // signer is set once this arrives
+	return signer, errors.Join(serr, verr)
 }

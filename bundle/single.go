@@ -9,8 +9,9 @@ import (
 func (b *Bundle) SingleSize() int64 { return b.Trailer.LogicalSize + TrailerSize }
 
 // WriteSingle streams the bundle as one unsplit file, whatever its parts:
-// the same content with a trailer that says "one file". The signature stays
-// valid: it covers the index, which does not change.
+// the same content with a trailer that says "one file". Of a split bundle it
+// is not any of the signed files (see Sign): it is the engine's copy on
+// hosts, checked there against the index's digests.
 func (b *Bundle) WriteSingle(w io.Writer) (int64, error) {
 	t := b.Trailer
 	t.PartSize = 0

@@ -17,10 +17,6 @@ const TrailerSize = 256
 // TrailerSize bytes and never has to scan.
 var magic = [8]byte{'S', 'E', 'A', 'L', 'P', 'A', 'C', 'K'}
 
-const (
-	flagSigned uint32 = 1 << iota
-)
-
 // Trailer is the fixed-size record at the very end of a bundle. Offsets are
 // logical: they count bytes of the bundle's content (stub, blobs, index) as if
 // all parts of a split bundle were one file, trailer excluded.
@@ -30,13 +26,14 @@ const (
 //	0   version u32 | 4 flags u32
 //	8   stub size | 16 index offset | 24 index length | 32 logical size | 40 part size
 //	48  index SHA-256 [32]
-//	80  ed25519 signature over signedMessage(index SHA-256) [64]
-//	144 key id: first 8 bytes of SHA-256 of the public key [8]
-//	152 reserved, zero [64]
+//	80  reserved, zero [136] (80..152 held an in-file signature in earlier
+//	    builds; readers ignore it: signatures are detached, see sign.go)
 //	216 SHA-256 of bytes 0..216 [32]
 //	248 magic "SEALPACK" [8]
 type Trailer struct {
-	Version     uint32
+	Version uint32
+	// Flags has no defined bit; bit 0 meant "signed inside the file" in
+	// earlier builds and is ignored.
 	Flags       uint32
 	StubSize    int64
 	IndexOffset int64
@@ -46,14 +43,9 @@ type Trailer struct {
 	// logical bytes [(k-1)*PartSize, k*PartSize), and part 1 also ends with the trailer.
 	PartSize    int64
 	IndexSHA256 [32]byte
-	Signature   [64]byte
-	KeyID       [8]byte
 }
 
 const checksumOffset = 216
-
-// Signed reports whether the trailer carries a signature.
-func (t *Trailer) Signed() bool { return t.Flags&flagSigned != 0 }
 
 // Parts returns how many files the bundle is split into (1 when not split).
 func (t *Trailer) Parts() int {
@@ -76,8 +68,6 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 		le.PutUint64(b[8+8*i:], uint64(v))
 	}
 	copy(b[48:80], t.IndexSHA256[:])
-	copy(b[80:144], t.Signature[:])
-	copy(b[144:152], t.KeyID[:])
 	sum := sha256.Sum256(b[:checksumOffset])
 	copy(b[checksumOffset:checksumOffset+32], sum[:])
 	copy(b[TrailerSize-8:], magic[:])
@@ -120,8 +110,6 @@ func (t *Trailer) UnmarshalBinary(b []byte) error {
 		LogicalSize: fields[3], PartSize: fields[4],
 	}
 	copy(t.IndexSHA256[:], b[48:80])
-	copy(t.Signature[:], b[80:144])
-	copy(t.KeyID[:], b[144:152])
 	return t.check()
 }
 

@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -23,7 +22,6 @@ type WriterOptions struct {
 	// SplitSize, when non-zero, caps every file of the bundle below this many
 	// bytes (so "4G" fits FAT32's 4 GiB − 1 limit); parts are named PATH.part2, ...
 	SplitSize int64
-	SignKey   ed25519.PrivateKey
 	// Level is the zstd level for rootfs layers; zero means zstd.SpeedDefault (≈ zstd -3).
 	Level zstd.EncoderLevel
 }
@@ -258,11 +256,6 @@ func (w *Writer) Commit() error {
 		t.PartSize = w.out.partSize
 	}
 	t.IndexSHA256 = sha256.Sum256(idx)
-	if w.opts.SignKey != nil {
-		t.Flags |= flagSigned
-		copy(t.Signature[:], ed25519.Sign(w.opts.SignKey, signedMessage(t.IndexSHA256)))
-		t.KeyID = KeyID(w.opts.SignKey.Public().(ed25519.PublicKey))
-	}
 	tb, err := t.MarshalBinary()
 	if err != nil {
 		w.out.abort()

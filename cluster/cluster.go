@@ -49,7 +49,12 @@ type Cluster struct {
 	Env      []string // K=V for every host; Host.Env overrides by key
 	Registry Registry
 	DataRoot string
-	Plugins  []Plugin // in file order
+	// RequireSignature is a file of trusted keys (an allowed_signers file or
+	// a public key, as gen keygen writes them): the installer refuses to run
+	// unless its detached signature is made by one of them. Parse makes a
+	// relative path relative to the answers file's folder.
+	RequireSignature string
+	Plugins          []Plugin // in file order
 }
 
 // Host is one entry of spec.hosts: one or more IPs sharing their settings.

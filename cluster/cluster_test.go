@@ -155,7 +155,7 @@ func TestParseErrors(t *testing.T) {
 			// and not also "no roles": the typo explains it
 			[]string{`x.yaml:10: spec.hosts[1].role: unknown field (did you mean "roles"?)`}},
 		{"unknown field with no close match", "  ssh:\n", "  sshKeys: 1\n  ssh:\n",
-			[]string{`x.yaml:11: spec.sshKeys: unknown field (want one of image, hosts, ssh, env, registry, dataRoot)`}},
+			[]string{`x.yaml:11: spec.sshKeys: unknown field (want one of image, hosts, ssh, env, registry, dataRoot, requireSignature)`}},
 		{"password alias", "    passwd: pw", "    password: pw",
 			[]string{`x.yaml:12: spec.ssh.password: unknown field (did you mean "passwd"?)`}},
 		{"no master", "roles: [master]", "roles: [node]",
@@ -198,6 +198,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`x.yaml:12: spec.registry.domain: "bad_name" is not a host name`,
 				`x.yaml:13: spec.registry.port: "0" is not a port number (want 1..65535)`,
 				`x.yaml:14: spec.registry.addr: "nowhere" is not an IP address (host names are not supported)`}},
+		{"requireSignature missing", "  ssh:", "  requireSignature: /nonexistent/k.allowed_signers\n  ssh:",
+			[]string{`x.yaml:11: spec.requireSignature: read trusted keys: open /nonexistent/k.allowed_signers: no such file or directory`}},
+		{"requireSignature without keys", "  ssh:", "  requireSignature: /dev/null\n  ssh:",
+			[]string{`x.yaml:11: spec.requireSignature: /dev/null: no keys (want an allowed_signers file or a public key)`}},
 		{"api version", "sealer.io/v2", "sealer.io/v1",
 			[]string{`x.yaml:1: apiVersion: "sealer.io/v1" is not supported (want sealer.io/v2 or sealer.cloud/v2)`}},
 		{"missing api version", "apiVersion: sealer.io/v2\n", "\n",
@@ -206,7 +210,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{`x.yaml:4: metadata.name: missing (the cluster needs a name)`}},
 		{"hosts not a list", "  hosts:\n", "  hosts: {}\n  old:\n",
 			[]string{`x.yaml:6: spec.hosts: want a list, got a mapping`,
-				`x.yaml:7: spec.old: unknown field (want one of image, hosts, ssh, env, registry, dataRoot)`}},
+				`x.yaml:7: spec.old: unknown field (want one of image, hosts, ssh, env, registry, dataRoot, requireSignature)`}},
 		{"repeated field", "  ssh:", "  dataRoot: /a\n  dataRoot: /b\n  ssh:",
 			[]string{`x.yaml:12: spec.dataRoot: repeated field (first at line 11)`}},
 		{"syntax", "  ssh:\n", "  ssh: [\n",
@@ -594,4 +598,33 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip differs:\n%#v\n%#v", c, again)
 		}
 	})
+}
+
+// TestRequireSignatureRelative: a relative requireSignature is found beside
+// the answers file, wherever the installer runs from, and written back.
+func TestRequireSignatureRelative(t *testing.T) {
+	dir := t.TempDir()
+	keys := "release@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+	if err := os.WriteFile(filepath.Join(dir, "release.allowed_signers"), []byte(keys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "cluster.yaml")
+	src := strings.Replace(base, "  ssh:", "  requireSignature: release.allowed_signers\n  ssh:", 1)
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "release.allowed_signers"); c.RequireSignature != want {
+		t.Errorf("RequireSignature %q, want %q", c.RequireSignature, want)
+	}
+	out, err := c.Marshal(MarshalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "requireSignature: "+c.RequireSignature) {
+		t.Errorf("not written back:\n%s", out)
+	}
 }

@@ -124,6 +124,7 @@ func (c *Cluster) clusterNode(opts MarshalOptions) *yaml.Node {
 	reg.add("addr", optStr(c.Registry.Addr))
 	spec.add("registry", reg.node())
 	spec.add("dataRoot", optStr(c.DataRoot))
+	spec.add("requireSignature", optStr(c.RequireSignature))
 	root.add("spec", spec.node())
 	return root.n
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sealpack/sealpack/internal/sshsig"
 )
 
 // API versions accepted; the first is the one Marshal writes.
@@ -200,7 +202,7 @@ func (d *decoder) cluster(root *yaml.Node) *Cluster {
 }
 
 func (d *decoder) spec(c *Cluster, n *yaml.Node, path string) {
-	d.fields(n, path, []string{"image", "hosts", "ssh", "env", "registry", "dataRoot"}, func(key string, v *yaml.Node, p string) {
+	d.fields(n, path, []string{"image", "hosts", "ssh", "env", "registry", "dataRoot", "requireSignature"}, func(key string, v *yaml.Node, p string) {
 		switch key {
 		case "image":
 			c.Image = d.str(v, p)
@@ -225,6 +227,8 @@ func (d *decoder) spec(c *Cluster, n *yaml.Node, path string) {
 			})
 		case "dataRoot":
 			c.DataRoot = d.str(v, p)
+		case "requireSignature":
+			c.RequireSignature = d.trustFile(v, p)
 		}
 	})
 }
@@ -352,6 +356,22 @@ func (d *decoder) secret(path, field string, inline Secret, env, file string, no
 		return Secret(val)
 	}
 	return inline
+}
+
+// trustFile reads the path of a file of trusted keys and checks that it
+// holds some, so a typo is reported with its line and not at install time.
+func (d *decoder) trustFile(v *yaml.Node, p string) string {
+	name := d.str(v, p)
+	if name == "" {
+		return ""
+	}
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(d.dir, name)
+	}
+	if _, err := sshsig.LoadTrust(name); err != nil {
+		d.errorf(v, p, "%v", err)
+	}
+	return name
 }
 
 func (d *decoder) plugin(root *yaml.Node, path string) Plugin {

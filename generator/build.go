@@ -6,7 +6,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -41,7 +40,6 @@ type Options struct {
 	// without it nodes get the whole stub.
 	Agent     []byte
 	SplitSize int64
-	SignKey   ed25519.PrivateKey
 	CreatedBy string
 	// ModTime is stamped on every file of every layer, and Created is set from
 	// it when non-zero: SOURCE_DATE_EPOCH, or the Unix epoch for reproducibility.
@@ -145,7 +143,6 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		CreatedBy: opts.CreatedBy,
 		Created:   created,
 		SplitSize: opts.SplitSize,
-		SignKey:   opts.SignKey,
 	})
 	if err != nil {
 		return nil, err

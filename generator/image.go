@@ -33,7 +33,7 @@ func BuildImage(ctx context.Context, opts Options, name string) (store.Entry, er
 	}
 	defer os.RemoveAll(tmp)
 	opts.Output = tmp + "/image.run"
-	opts.Stub, opts.SplitSize, opts.SignKey = []byte(placeholderStub), 0, nil
+	opts.Stub, opts.SplitSize = []byte(placeholderStub), 0
 	if _, err := Build(ctx, opts); err != nil {
 		return store.Entry{}, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/internal/sshsig"
 )
 
 // Options configure an engine run.
@@ -24,6 +25,10 @@ type Options struct {
 	StateFile string
 	// Parallel bounds hosts worked on at once (default 8); uploads share it.
 	Parallel int
+	// Trust, when set, are the keys one of which must have signed the
+	// installer's files (detached .sig files): Install checks them with
+	// every digest, beside preflight, before any host is changed.
+	Trust sshsig.Trust
 	// Registry is host:port of the cluster's registry, given to phase scripts.
 	// Empty means the first master's address at the Clusterfile's registry port.
 	Registry string

@@ -31,10 +31,11 @@ const (
 	PhaseRefreshShare = "refresh-share"
 )
 
-// Install runs every phase on every host; steps already done are skipped,
-// so a re-run after any failure resumes at the step that failed.
+// Install checks the hosts and the installer file, then runs every phase on
+// every host; steps already done are skipped, so a re-run after any failure
+// resumes at the step that failed.
 func (e *Engine) Install(ctx context.Context) error {
-	if _, err := e.Preflight(ctx); err != nil {
+	if err := e.preflightAndCheck(ctx); err != nil {
 		return err
 	}
 	start := time.Now()

@@ -9,10 +9,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sealpack/sealpack/agent"
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/internal/progress"
+	"github.com/sealpack/sealpack/internal/sshsig"
 	"github.com/sealpack/sealpack/rootfs"
 )
 
@@ -33,12 +35,19 @@ func (env *Env) parseAndOpen(fs *pflag.FlagSet, args []string) (*bundle.Bundle, 
 // inspectOutput is the JSON shape of `inspect --json`: the trailer facts a
 // person asks about, then the index as stored.
 type inspectOutput struct {
-	Path          string        `json:"path"`
-	FormatVersion uint32        `json:"formatVersion"`
-	Parts         int           `json:"parts"`
-	Signed        bool          `json:"signed"`
-	KeyID         string        `json:"keyID,omitempty"`
-	Index         *bundle.Index `json:"index"`
+	Path          string `json:"path"`
+	FormatVersion uint32 `json:"formatVersion"`
+	Parts         int    `json:"parts"`
+	// Signature describes the detached signature file, unchecked.
+	Signature *signatureJSON `json:"signature,omitempty"`
+	Index     *bundle.Index  `json:"index"`
+}
+
+type signatureJSON struct {
+	File        string `json:"file"`
+	KeyType     string `json:"keyType"`
+	Fingerprint string `json:"fingerprint"`
+	Checked     bool   `json:"checked"` // always false: see verify --allowed-signers, gen verify, ssh-keygen -Y verify
 }
 
 func runInspect(ctx context.Context, env *Env, args []string) error {
@@ -50,9 +59,9 @@ func runInspect(ctx context.Context, env *Env, args []string) error {
 	}
 	defer b.Close()
 	t, idx := b.Trailer, b.Index
-	out := inspectOutput{Path: b.Path, FormatVersion: t.Version, Parts: t.Parts(), Signed: t.Signed(), Index: idx}
-	if t.Signed() {
-		out.KeyID = bundle.FormatKeyID(t.KeyID)
+	out := inspectOutput{Path: b.Path, FormatVersion: t.Version, Parts: t.Parts(), Index: idx}
+	if sig, err := b.Signature(); err == nil {
+		out.Signature = &signatureJSON{File: bundle.SignaturePath(b.Path), KeyType: sig.PublicKey.Type(), Fingerprint: ssh.FingerprintSHA256(sig.PublicKey)}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
@@ -72,11 +81,8 @@ func runInspect(ctx context.Context, env *Env, args []string) error {
 	if _, bl, err := b.Blob(idx.Agent); err == nil {
 		fmt.Fprintf(w, "Host agent:\t%s %s\n", bl.Digest, progress.Bytes(bl.Size))
 	}
-	if t.Signed() {
-		fmt.Fprintf(w, "Signature:\tsigned by key %s (check with: verify --public-key FILE)\n", out.KeyID)
-	} else {
-		fmt.Fprintf(w, "Signature:\tnot signed\n")
-	}
+	claim, _ := signatureClaim(b)
+	fmt.Fprintf(w, "Signature:\t%s\n", claim)
 	if c := idx.Config; c.KubeVersion != "" {
 		fmt.Fprintf(w, "Kubernetes:\t%s\n", c.KubeVersion)
 	}
@@ -127,41 +133,40 @@ func runImages(ctx context.Context, env *Env, args []string) error {
 }
 
 func runVerify(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "verify", "[--public-key FILE]", "Check every byte of the bundle against its SHA-256, in one read of the file.")
-	pubPath := fs.String("public-key", "", "also check the bundle's signature with this ed25519 public key (PEM)")
+	fs := flags(env, "verify", "[--allowed-signers FILE | --public-key FILE]", "Check every byte of the bundle against its SHA-256, in one read of the file, and\nwith a trusted key its detached signature (installer.run.sig, ...).\n\nThis program is part of the file it checks: for a check that counts, use\nssh-keygen -Y verify or gen verify on a machine you trust.")
+	allowed := fs.String("allowed-signers", "", "also check the signature against these trusted keys (NAME.allowed_signers)")
+	pubKey := fs.String("public-key", "", "also check the signature against this public key (NAME.pub)")
 	quiet := fs.BoolP("quiet", "q", false, "print nothing when the bundle is good")
 	b, err := env.parseAndOpen(fs, args)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if *pubPath != "" {
-		pub, err := bundle.LoadPublicKey(*pubPath)
-		if err != nil {
+	if *allowed != "" && *pubKey != "" {
+		return usageError{errors.New("give --allowed-signers or --public-key, not both")}
+	}
+	var trust sshsig.Trust
+	if keys := *allowed + *pubKey; keys != "" {
+		if trust, err = sshsig.LoadTrust(keys); err != nil {
 			return err
-		}
-		if err := b.Trailer.VerifySignature(pub); err != nil {
-			return fmt.Errorf("%s: %w", b.Path, err)
 		}
 	}
 	bar := progress.New(env.Stderr, "verify")
 	if *quiet {
 		bar = progress.New(nil, "")
 	}
-	if err := b.Verify(ctx, bar.Update); err != nil {
+	signer, err := b.Check(ctx, trust, bar.Update)
+	if err != nil {
 		return fmt.Errorf("%s: %w", b.Path, err)
-	}
-	msg := "not signed"
-	switch {
-	case *pubPath != "":
-		msg = "signature good (key " + bundle.FormatKeyID(b.Trailer.KeyID) + ")"
-	case b.Trailer.Signed():
-		msg = "signed by key " + bundle.FormatKeyID(b.Trailer.KeyID) + ", signature not checked: pass --public-key"
 	}
 	if *quiet {
 		return nil
 	}
-	fmt.Fprintf(env.Stdout, "%s: OK: %d blobs, %s, %s\n", b.Path, len(b.Index.Blobs), progress.Bytes(b.Trailer.LogicalSize+bundle.TrailerSize), msg)
+	msg, _ := signatureClaim(b)
+	if trust != nil {
+		msg = fmt.Sprintf("signature good, by %s (%s)", signer.Identity(), ssh.FingerprintSHA256(signer.Key))
+	}
+	fmt.Fprintf(env.Stdout, "%s: OK: %d blobs, %s, %s\nNote: %s\n", b.Path, len(b.Index.Blobs), progress.Bytes(b.SingleSize()), msg, selfCheck(b))
 	return nil
 }
 

@@ -17,11 +17,13 @@ import (
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/cluster"
 	"github.com/sealpack/sealpack/install"
+	"github.com/sealpack/sealpack/internal/sshsig"
 )
 
 // engineFlags are shared by install, join and reset.
 type engineFlags struct {
 	answers, knownHosts, stateDir string
+	requireSignature              string
 	acceptNew, yes, verbose       bool
 	parallel                      int
 }
@@ -33,6 +35,7 @@ func addEngineFlags(fs *pflag.FlagSet) *engineFlags {
 	fs.BoolVar(&f.acceptNew, "accept-new-host-keys", false, "trust hosts whose SSH key is not in known_hosts yet (fingerprints are printed and recorded)")
 	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file to check host keys against (default ~/.ssh/known_hosts)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "where this machine keeps the install state and logs (default ~/.local/state/sealpack/NAME)")
+	fs.StringVar(&f.requireSignature, "require-signature", "", "refuse to run unless the installer's .sig files are signed by a key in `FILE` (NAME.allowed_signers or NAME.pub); default: the answers file's spec.requireSignature")
 	fs.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the output of remote scripts")
 	return f
@@ -72,10 +75,17 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 		return err
 	}
 	defer b.Close()
+	policy, err := requireSignature(b, f.requireSignature, c)
+	if err != nil {
+		return err
+	}
 	if wizard {
 		// The wizard edits the answers (opening at Review when a file was
 		// given) and runs the same engine as below.
-		return runWizard(ctx, env, f, b, c)
+		return runWizard(ctx, env, f, b, c, policy)
+	}
+	if policy.Trust != nil {
+		fmt.Fprintf(env.Stdout, "%s: %s\n", filepath.Base(b.Path), policy.describe())
 	}
 	if !f.yes {
 		if err := confirm(env, fmt.Sprintf("%s %s on %d hosts (%s)?", verb, filepath.Base(b.Path), len(c.All()), strings.Join(hostIPs(c), ", "))); err != nil {
@@ -87,7 +97,7 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 		return err
 	}
 	defer logs.Close()
-	e, err := newEngine(f, c, b, logs, dir, install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew, OnNewKey: func(ip string, key ssh.PublicKey) {
+	e, err := newEngine(f, c, b, policy.Trust, logs, dir, install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew, OnNewKey: func(ip string, key ssh.PublicKey) {
 		fmt.Fprintf(env.Stdout, "[%s] new host key accepted and recorded: %s %s\n", ip, key.Type(), ssh.FingerprintSHA256(key))
 	}}, &install.PlainSink{W: env.Stdout, Verbose: f.verbose})
 	if err != nil {
@@ -105,7 +115,8 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 	}
 	if err != nil {
 		var pe *install.PreflightError
-		if !errors.As(err, &pe) && verb != "reset" {
+		var fe *install.InstallerFileError
+		if !errors.As(err, &pe) && !errors.As(err, &fe) && verb != "reset" {
 			err = fmt.Errorf("%w\n\nFix the cause, then run the same command again: finished steps are skipped:\n  %s %s --answers %s --yes", err, progName(), verb, f.answers)
 		}
 		return err
@@ -199,10 +210,11 @@ func openLogs(f *engineFlags, c *cluster.Cluster, verb string) (logs *install.Lo
 
 // newEngine is the one place an engine is configured, for the unattended
 // path and the wizard alike.
-func newEngine(f *engineFlags, c *cluster.Cluster, b *bundle.Bundle, logs *install.LogSink, dir string, keys install.HostKeyPolicy, sink install.Sink) (*install.Engine, error) {
+func newEngine(f *engineFlags, c *cluster.Cluster, b *bundle.Bundle, trust sshsig.Trust, logs *install.LogSink, dir string, keys install.HostKeyPolicy, sink install.Sink) (*install.Engine, error) {
 	return install.New(install.Options{
 		Cluster:   c,
 		Bundle:    b,
+		Trust:     trust,
 		HostKeys:  keys,
 		Sink:      install.MultiSink{sink, logs},
 		StateFile: filepath.Join(dir, "state.json"),

@@ -27,13 +27,13 @@ func onTerminal(env *Env) bool {
 
 // runWizard opens the wizard (prefilled at Review when c is not nil), then
 // reports on the normal screen what the alternate screen showed last.
-func runWizard(ctx context.Context, env *Env, f *engineFlags, b *bundle.Bundle, c *cluster.Cluster) error {
+func runWizard(ctx context.Context, env *Env, f *engineFlags, b *bundle.Bundle, c *cluster.Cluster, policy signaturePolicy) error {
 	opts := tui.Options{
-		Bundle:      bundleInfo(b),
+		Bundle:      bundleInfo(b, policy),
 		Cluster:     c,
 		AnswersPath: f.answers,
 		DefaultKey:  defaultKey(),
-		NewEngine:   wizardEngine(f, b),
+		NewEngine:   wizardEngine(f, b, policy),
 		Command:     func(verb, answers string) string { return unattended(f, verb, answers) },
 	}
 	res, err := tui.Run(ctx, opts, env.Stdin, env.Stdout, os.Environ())
@@ -71,14 +71,21 @@ func unattended(f *engineFlags, verb, answers string) string {
 
 // wizardEngine builds, for each Connect, the engine runEngine would, with
 // the wizard asking about unknown host keys instead of --accept-new-host-keys.
-func wizardEngine(f *engineFlags, b *bundle.Bundle) tui.NewEngine {
+func wizardEngine(f *engineFlags, b *bundle.Bundle, policy signaturePolicy) tui.NewEngine {
 	return func(cfg tui.EngineConfig) (tui.Engine, tui.EngineInfo, error) {
+		if policy.Trust == nil {
+			// The wizard's answers may require a signature the command line did not.
+			var err error
+			if policy, err = requireSignature(b, f.requireSignature, cfg.Cluster); err != nil {
+				return nil, tui.EngineInfo{}, err
+			}
+		}
 		logs, logDir, dir, err := openLogs(f, cfg.Cluster, "install")
 		if err != nil {
 			return nil, tui.EngineInfo{}, err
 		}
 		keys := install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew, Decide: cfg.Decide}
-		e, err := newEngine(f, cfg.Cluster, b, logs, dir, keys, cfg.Sink)
+		e, err := newEngine(f, cfg.Cluster, b, policy.Trust, logs, dir, keys, cfg.Sink)
 		if err != nil {
 			logs.Close()
 			return nil, tui.EngineInfo{}, err
@@ -98,15 +105,15 @@ func (e engineWithLogs) Close() error {
 }
 
 // bundleInfo is what the Welcome screen shows, from the index and trailer.
-func bundleInfo(b *bundle.Bundle) tui.BundleInfo {
+func bundleInfo(b *bundle.Bundle, policy signaturePolicy) tui.BundleInfo {
 	idx := b.Index
 	var apps []string
 	for _, a := range idx.Config.Apps {
 		apps = append(apps, a.Name)
 	}
-	sig := "not signed (check with verify)"
-	if b.Trailer.Signed() {
-		sig = "signed by key " + bundle.FormatKeyID(b.Trailer.KeyID) + " (verify --public-key checks it)"
+	sig, _ := signatureClaim(b)
+	if policy.Trust != nil {
+		sig = policy.describe()
 	}
 	return tui.BundleInfo{
 		Name:        filepath.Base(b.Path),
@@ -117,6 +124,8 @@ func bundleInfo(b *bundle.Bundle) tui.BundleInfo {
 		Size:        b.Trailer.LogicalSize + bundle.TrailerSize,
 		Arch:        idx.Platform.String(),
 		Signature:   sig,
+		Trusted:     policy.Trust != nil,
+		SelfCheck:   selfCheck(b),
 	}
 }
 

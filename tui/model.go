@@ -47,7 +47,13 @@ type BundleInfo struct {
 	Images      int
 	Size        int64
 	Arch        string
-	Signature   string // "signed by key …" or "not signed"
+	Signature   string // who signed, or "not signed"
+	// Trusted is true when Signature names a key checked against trusted
+	// keys (--require-signature); otherwise it is the file's own claim.
+	Trusted bool
+	// SelfCheck says why the installer's word on itself is worth nothing,
+	// and which command to trust instead; shown unless Trusted.
+	SelfCheck string
 }
 
 // Options configure a wizard.

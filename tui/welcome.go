@@ -29,13 +29,14 @@ func (m *Model) viewWelcome() string {
 	row("Images", fmt.Sprint(bi.Images))
 	row("Size", progress.Bytes(bi.Size))
 	row("Arch", bi.Arch)
-	sig := bi.Signature
-	if strings.HasPrefix(sig, "signed") {
-		sig = st.Pass.Render(sig)
+	if bi.Trusted {
+		row("Signature", st.Pass.Render(bi.Signature))
 	} else {
-		sig = st.Warn.Render(sig)
+		row("Signature", st.Warn.Render(bi.Signature))
+		for _, line := range strings.Split(bi.SelfCheck, "\n") {
+			row("", line)
+		}
 	}
-	row("Signature", sig)
 	if len(bi.Labels) > 0 {
 		var ls []string
 		for _, k := range sortedKeys(bi.Labels) {

@@ -8,18 +8,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/sealpack/sealpack/assets"
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/generator"
 	"github.com/sealpack/sealpack/internal/progress"
+	"github.com/sealpack/sealpack/internal/sshsig"
 	"github.com/sealpack/sealpack/internal/version"
 )
 
@@ -37,6 +38,10 @@ func Main(ctx context.Context, io *IO, args []string) int {
 	switch {
 	case len(args) > 0 && args[0] == "keygen":
 		err = keygen(io, args[1:])
+	case len(args) > 0 && args[0] == "sign":
+		err = signCmd(ctx, io, args[1:])
+	case len(args) > 0 && args[0] == "verify":
+		err = verifyCmd(ctx, io, args[1:])
 	case len(args) > 0 && args[0] == "version":
 		fmt.Fprintf(io.Stdout, "sealpack gen %s (bundle format %d, stubs: %s)\n", version.Version, bundle.FormatVersion, strings.Join(assets.Arches(), ", "))
 	case len(args) > 0 && args[0] == "images":
@@ -100,11 +105,17 @@ Other commands:
   gen pull REF [-t NAME]    download a cluster image and its container images into the store
   gen rmi NAME...           remove stored cluster images
   gen list                  list stored cluster images
-  gen keygen --out PREFIX   make an ed25519 signing key pair (PREFIX.key, PREFIX.pub)
+  gen keygen --out NAME [--identity ID]
+                            make an ed25519 signing key: NAME.key, NAME.pub, NAME.allowed_signers
+  gen sign --key NAME.key installer.run
+                            sign an installer (and its parts): installer.run.sig, ...
+  gen verify --allowed-signers NAME.allowed_signers installer.run
+                            check an installer's signature, every digest, and that its
+                            programs are the ones this gen embeds
   gen version               print the version`)
 	cf := addCommonFlags(fs)
 	out := fs.StringP("output", "o", "installer.run", "the installer to write")
-	signKey := fs.String("sign-key", "", "sign the bundle with this ed25519 private key (PEM, from gen keygen)")
+	signKey := fs.String("sign-key", "", "sign the installer with this key (from gen keygen, or an OpenSSH key): writes OUT.sig (and one per part)")
 	split := fs.String("split", "", "split into files smaller than SIZE (e.g. 4G for FAT32): OUT, OUT.part2, ...")
 	stubPath := fs.String("stub", "", "use this installer stub instead of the embedded one (for development)")
 	agentPath := fs.String("agent", "", "use this host agent instead of the embedded one (for development)")
@@ -125,8 +136,11 @@ Other commands:
 			return usageError{fmt.Errorf("--split: %w", err)}
 		}
 	}
+	// The key is read before the build, so a wrong key or passphrase fails
+	// at once and not after an hour of building.
+	var signer ssh.Signer
 	if *signKey != "" {
-		if opts.SignKey, err = bundle.LoadPrivateKey(*signKey); err != nil {
+		if signer, err = sshsig.LoadSigner(*signKey, askPassphrase(*signKey)); err != nil {
 			return err
 		}
 	}
@@ -156,6 +170,9 @@ Other commands:
 	if err != nil {
 		return err
 	}
+	if err := signInstaller(ctx, io, res.Output, signer); err != nil {
+		return err
+	}
 	var size int64
 	for k := 1; ; k++ {
 		fi, err := os.Stat(bundle.PartPath(res.Output, k))
@@ -166,23 +183,6 @@ Other commands:
 	}
 	fmt.Fprintf(io.Stdout, "wrote %s: %d layers, %d images, %s, linux/%s, in %.1fs\n",
 		res.Output, len(res.Index.Layers), len(res.Index.Images), progress.Bytes(size), *arch, time.Since(start).Seconds())
-	return nil
-}
-
-func keygen(io *IO, args []string) error {
-	fs := newFlags(io, "keygen", "Usage: gen keygen --out PREFIX\n\nWrites PREFIX.key (private, mode 0600) and PREFIX.pub; never overwrites.")
-	out := fs.String("out", "sealpack", "path prefix of the key files")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	pub, err := bundle.GenerateKey(*out+".key", *out+".pub")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(io.Stdout, "wrote %s.key and %s.pub (key id %s)\n", *out, filepath.Clean(*out), bundle.FormatKeyID(bundle.KeyID(pub)))
 	return nil
 }
 

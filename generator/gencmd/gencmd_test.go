@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,48 +93,117 @@ func must(b []byte, err error) []byte {
 	return b
 }
 
+// TestSignAndVerify: gen keygen, gen --sign-key and gen sign write
+// detached signatures that the real ssh-keygen accepts; gen verify, a
+// program the build machine trusts, refuses a flipped byte, an untrusted
+// key and a bundle signed by the right key around another stub; the
+// installer's own verify agrees but says its word is worth nothing.
 func TestSignAndVerify(t *testing.T) {
 	stub := testutil.BuildStub(t, "amd64")
 	dir := t.TempDir()
-	if _, e, code := gen(t, "keygen", "--out", filepath.Join(dir, "rel")); code != 0 {
-		t.Fatalf("keygen: %s", e)
+	for _, k := range []string{"rel", "other"} {
+		if o, e, code := gen(t, "keygen", "--out", filepath.Join(dir, k), "--identity", k+"@example.com"); code != 0 || !strings.Contains(o, "ssh-keygen -Y verify") {
+			t.Fatalf("keygen: %s %s", o, e)
+		}
 	}
-	if _, _, code := gen(t, "keygen", "--out", filepath.Join(dir, "rel")); code == 0 {
-		t.Error("keygen overwrote an existing key")
+	if _, e, code := gen(t, "keygen", "--out", filepath.Join(dir, "rel")); code == 0 || !strings.Contains(e, "refusing to overwrite") {
+		t.Errorf("keygen over an existing key: exit %d, %s", code, e)
 	}
-	gen(t, "keygen", "--out", filepath.Join(dir, "other"))
 	if fi, _ := os.Stat(filepath.Join(dir, "rel.key")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("private key mode %v, want 0600", fi.Mode())
 	}
 	ctx := t.TempDir()
 	os.WriteFile(filepath.Join(ctx, "f"), []byte("x"), 0o644)
 	os.WriteFile(filepath.Join(ctx, "Kubefile"), []byte("FROM scratch\nCOPY f /f\n"), 0o644)
-	signed := filepath.Join(dir, "signed.run")
-	if _, e, code := gen(t, "-f", filepath.Join(ctx, "Kubefile"), "-o", signed, "--sign-key", filepath.Join(dir, "rel.key"), "--stub", stub); code != 0 {
-		t.Fatalf("gen --sign-key: %s", e)
+	build := func(name, stub string, args ...string) string {
+		out := filepath.Join(dir, name)
+		if _, e, code := gen(t, append([]string{"-f", filepath.Join(ctx, "Kubefile"), "-o", out, "--stub", stub}, args...)...); code != 0 {
+			t.Fatalf("gen %s: %s", name, e)
+		}
+		return out
 	}
-	unsigned := filepath.Join(dir, "unsigned.run")
-	gen(t, "-f", filepath.Join(ctx, "Kubefile"), "-o", unsigned, "--stub", stub)
+	signed := build("signed.run", stub, "--sign-key", filepath.Join(dir, "rel.key"))
+	unsigned := build("unsigned.run", stub)
+	flipped := build("flipped.run", stub, "--sign-key", filepath.Join(dir, "rel.key"))
+	testutil.FlipByte(t, flipped, 1000)
+	// The right key, around a stub that is not gen's: every digest and the
+	// signature match, since the signer built it so.
+	otherStub := filepath.Join(dir, "other-stub")
+	data, _ := os.ReadFile(stub)
+	os.WriteFile(otherStub, append(data, "evil"...), 0o755)
+	swapped := build("swapped.run", otherStub)
+	if o, e, code := gen(t, "sign", "--key", filepath.Join(dir, "rel.key"), swapped); code != 0 || !strings.Contains(o, "swapped.run.sig") {
+		t.Fatalf("gen sign: %s %s", o, e)
+	}
 
-	cases := []struct {
+	allowed := filepath.Join(dir, "rel.allowed_signers")
+	for _, c := range []struct {
+		inst string
+		ok   bool
+	}{{signed, true}, {swapped, true}, {flipped, false}, {unsigned, false}} {
+		f, err := os.Open(c.inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(t.Context(), "ssh-keygen", "-Y", "verify", "-f", allowed, "-I", "rel@example.com", "-n", "sealpack", "-s", c.inst+".sig")
+		cmd.Stdin = f
+		out, err := cmd.CombinedOutput()
+		f.Close()
+		if (err == nil) != c.ok {
+			t.Errorf("ssh-keygen -Y verify %s: %v, want ok=%v\n%s", filepath.Base(c.inst), err, c.ok, out)
+		}
+	}
+
+	for _, c := range []struct {
+		inst string
+		args []string
+		ok   bool
+		want []string
+	}{
+		{signed, []string{"--allowed-signers", allowed}, true, []string{"OK: signed by rel@example.com", "the stub is this gen's for linux/amd64"}},
+		{signed, []string{"--public-key", filepath.Join(dir, "rel.pub")}, true, []string{"OK: signed by rel@example.com"}},
+		{signed, nil, true, []string{"signature NOT checked"}},
+		{signed, []string{"--allowed-signers", filepath.Join(dir, "other.allowed_signers")}, false, []string{"not trusted"}},
+		{unsigned, []string{"--allowed-signers", allowed}, false, []string{"unsigned.run is not signed: no unsigned.run.sig"}},
+		{flipped, []string{"--allowed-signers", allowed}, false, []string{"flipped.run: invalid signature", "stub: digest mismatch at flipped.run bytes 0-"}},
+		{swapped, []string{"--allowed-signers", allowed}, false, []string{"the installer program (stub) is not the one stub is for linux/amd64", "Do not run it"}},
+	} {
+		// Built with --stub, so with no host agent to compare.
+		args := append(append([]string{"verify", "--stub", stub}, c.args...), c.inst)
+		o, e, code := gen(t, args...)
+		for _, w := range c.want {
+			if (code == 0) != c.ok || !strings.Contains(o+e, w) {
+				t.Errorf("gen %q: exit %d, %s%s; want ok=%v and %q", args, code, o, e, c.ok, w)
+			}
+		}
+	}
+
+	// The installer's own verify gives the same verdicts, and says what
+	// they are worth.
+	for _, c := range []struct {
 		inst, key string
 		ok        bool
 		want      string
 	}{
-		{signed, "rel.pub", true, "signature good"},
-		{signed, "other.pub", false, "not by the given key"},
-		{unsigned, "rel.pub", false, "not signed"},
-		{signed, "", true, "signature not checked"},
-	}
-	for _, c := range cases {
+		{signed, "rel.allowed_signers", true, "signature good, by rel@example.com"},
+		{signed, "other.pub", false, "not trusted"},
+		{unsigned, "rel.allowed_signers", false, "not signed"},
+		{signed, "", true, "a file's check of itself proves nothing"},
+	} {
 		args := []string{"verify"}
 		if c.key != "" {
-			args = append(args, "--public-key", filepath.Join(dir, c.key))
+			args = append(args, "--allowed-signers", filepath.Join(dir, c.key))
 		}
 		o, e, code := testutil.Run(t, dir, c.inst, args...)
 		if (code == 0) != c.ok || !strings.Contains(o+e, c.want) {
 			t.Errorf("%s %v: exit %d, %q %q; want ok=%v and %q", filepath.Base(c.inst), args, code, o, e, c.ok, c.want)
 		}
+	}
+
+	// A rebuild without --sign-key removes the signature, which cannot match.
+	build("signed.run", stub)
+	if _, err := os.Stat(signed + ".sig"); !os.IsNotExist(err) {
+		t.Errorf("stale signature kept after an unsigned rebuild: %v", err)
 	}
 }
 

@@ -65,3 +65,22 @@ func Run(t testing.TB, dir string, name string, args ...string) (stdout, stderr 
 	}
 	return o.String(), e.String(), 0
 }
+
+// FlipByte inverts the byte at off in the file at path: the smallest
+// damage a copy can do.
+func FlipByte(t testing.TB, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
