@@ -579,6 +579,10 @@ func (b *builder) copyLayer(ctx context.Context, in *kubefile.Instruction) (*roo
 		if err := l.Chmod(mode); err != nil {
 			return nil, err
 		}
+	} else {
+		// A build machine's 0644 would make every copied file readable by
+		// every account on every host: keep the owner and group bits only.
+		l.Restrict(0o007)
 	}
 	return l, nil
 }

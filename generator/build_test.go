@@ -93,6 +93,14 @@ func TestBuildAndRunInstaller(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(root, "scripts/reset-host.sh")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("COPY --chmod=0700: mode %v, %v", fi.Mode(), err)
 	}
+	// Without --chmod, what COPY brings is not world-readable: the source's
+	// owner and group bits stay, the other bits go.
+	for _, p := range []string{"opt/files", "opt/files/top.txt", "opt/files/sub", "opt/files/sub/nested.txt", "etc/top-renamed.txt"} {
+		fi, err := os.Stat(filepath.Join(root, p))
+		if err != nil || fi.Mode().Perm()&0o007 != 0 || fi.Mode().Perm()&0o600 != 0o600 {
+			t.Errorf("COPY without --chmod: %s mode %v, %v; want no bits for others", p, fi.Mode(), err)
+		}
+	}
 	if target, err := os.Readlink(filepath.Join(root, "opt/files/sub/link")); err != nil || target != "../top.txt" {
 		t.Errorf("symlink = %q, %v", target, err)
 	}

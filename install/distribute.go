@@ -231,7 +231,7 @@ func (e *Engine) copyBundle(ctx context.Context, n cluster.Node, sent *atomic.In
 			pw.CloseWithError(err)
 		}()
 		dst := e.bundleCopyPath()
-		cmd := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && cat > %[2]s && %[3]s verify --quiet --bundle %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; exit 1; }",
+		cmd := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && chmod 0700 \"$(dirname %[1]s)\" && (umask 077 && cat > %[2]s) && %[3]s verify --quiet --bundle %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; exit 1; }",
 			shellQuote(dst), shellQuote(dst+".partial"), shellQuote(e.stubPath()))
 		size := b.SingleSize()
 		rd := &progressReader{r: pr, total: size, emit: func(done, total int64) {

@@ -219,6 +219,11 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 			t.Errorf("node %d holds the whole bundle: %s", i, ls)
 		}
 	}
+	// The first master's bundle copy holds every file of the cluster image:
+	// only root reads it.
+	if got := r.exec(0, "stat -c %a /var/lib/sealpack/bundle /var/lib/sealpack/bundle/installer.run"); got != "700\n600\n" {
+		t.Errorf("bundle copy modes (folder, file) = %q, want 700 and 600", got)
+	}
 	var daemons []string
 	for i := range 3 {
 		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "pulled "+testImage+" layer sha256:") {

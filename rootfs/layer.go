@@ -194,28 +194,41 @@ func modeBits(m fs.FileMode) int64 {
 	return b
 }
 
-// Chmod sets the permissions of every file and directory the layer copies
-// (COPY --chmod); symlinks keep theirs. mode is octal, e.g. "0755".
+// Chmod sets the mode of every copied entry (not the parent directories
+// made for them, nor links) to mode, given in octal as COPY --chmod takes it.
 func (l *Layer) Chmod(mode string) error {
 	var m uint32
 	if _, err := fmt.Sscanf(mode, "%o", &m); err != nil || m > 0o7777 {
 		return fmt.Errorf("invalid mode %q: want octal like 0755", mode)
 	}
-	for p, e := range l.entries {
-		if e.Source == "" || e.Mode&fs.ModeSymlink != 0 {
-			continue // parent directories made for the copy, and links
-		}
-		e.Mode = e.Mode.Type() | fs.FileMode(m).Perm()
+	l.eachCopied(func(old fs.FileMode) fs.FileMode {
+		mode := old.Type() | fs.FileMode(m).Perm()
 		if m&0o4000 != 0 {
-			e.Mode |= fs.ModeSetuid
+			mode |= fs.ModeSetuid
 		}
 		if m&0o2000 != 0 {
-			e.Mode |= fs.ModeSetgid
+			mode |= fs.ModeSetgid
 		}
 		if m&0o1000 != 0 {
-			e.Mode |= fs.ModeSticky
+			mode |= fs.ModeSticky
 		}
+		return mode
+	})
+	return nil
+}
+
+// Restrict clears the permission bits in mask from every copied entry (not
+// the parent directories made for them, nor links).
+func (l *Layer) Restrict(mask fs.FileMode) {
+	l.eachCopied(func(old fs.FileMode) fs.FileMode { return old &^ mask.Perm() })
+}
+
+func (l *Layer) eachCopied(change func(fs.FileMode) fs.FileMode) {
+	for p, e := range l.entries {
+		if e.Source == "" || e.Mode&fs.ModeSymlink != 0 {
+			continue
+		}
+		e.Mode = change(e.Mode)
 		l.entries[p] = e
 	}
-	return nil
 }
