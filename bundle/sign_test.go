@@ -3,6 +3,7 @@ package bundle
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,6 +86,10 @@ func TestDetachedSignatures(t *testing.T) {
 				if err != nil || s.Identity() != "release@example.com" {
 					t.Fatalf("CheckSignatures: %q, %v", s.Identity(), err)
 				}
+				// Each part checks with the real ssh-keygen, on its own.
+				for _, f := range b.Files() {
+					sshKeygenVerify(t, filepath.Join(dir, "release.allowed_signers"), "release@example.com", f)
+				}
 				return
 			}
 			if !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), c.want) {
@@ -117,5 +122,22 @@ func TestSignReplacesStaleSignatures(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
 	if len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func sshKeygenVerify(t *testing.T, allowed, identity, file string) {
+	t.Helper()
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen not installed (Debian: openssh-client)")
+	}
+	in, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	cmd := exec.CommandContext(t.Context(), "ssh-keygen", "-Y", "verify", "-f", allowed, "-I", identity, "-n", SignatureNamespace, "-s", SignaturePath(file))
+	cmd.Stdin = in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("ssh-keygen -Y verify %s: %v\n%s", filepath.Base(file), err, out)
 	}
 }

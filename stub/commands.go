@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
@@ -81,8 +82,7 @@ func runInspect(ctx context.Context, env *Env, args []string) error {
 	if _, bl, err := b.Blob(idx.Agent); err == nil {
 		fmt.Fprintf(w, "Host agent:\t%s %s\n", bl.Digest, progress.Bytes(bl.Size))
 	}
-	claim, _ := signatureClaim(b)
-	fmt.Fprintf(w, "Signature:\t%s\n", claim)
+	fmt.Fprintf(w, "Signature:\t%s\n", strings.ReplaceAll(signatureClaim(b), "\n", ", "))
 	if c := idx.Config; c.KubeVersion != "" {
 		fmt.Fprintf(w, "Kubernetes:\t%s\n", c.KubeVersion)
 	}
@@ -162,11 +162,11 @@ func runVerify(ctx context.Context, env *Env, args []string) error {
 	if *quiet {
 		return nil
 	}
-	msg, _ := signatureClaim(b)
+	msg, _, _ := strings.Cut(signatureClaim(b), "\n") // selfCheck says the rest
 	if trust != nil {
 		msg = fmt.Sprintf("signature good, by %s (%s)", signer.Identity(), ssh.FingerprintSHA256(signer.Key))
 	}
-	fmt.Fprintf(env.Stdout, "%s: OK: %d blobs, %s, %s\nNote: %s\n", b.Path, len(b.Index.Blobs), progress.Bytes(b.SingleSize()), msg, selfCheck(b))
+	fmt.Fprintf(env.Stdout, "%s: OK: %d blobs, %s, %s\n%s\n", b.Path, len(b.Index.Blobs), progress.Bytes(b.SingleSize()), msg, selfCheck(b))
 	return nil
 }
 

@@ -13,16 +13,16 @@ import (
 	"github.com/sealpack/sealpack/internal/sshsig"
 )
 
-// A note for every place this program talks about its own signature: the
-// program checking the file is part of the file, so its word is worth
+// selfCheck is said wherever this program talks about its own signature:
+// the program checking the file is part of the file, so its word is worth
 // nothing against someone who replaced both. Only a check by a program the
-// site already trusts (ssh-keygen, the build machine's gen) counts.
-const selfCheckNote = "a file's check of itself proves nothing: check it with a program you trust, e.g.\n" +
-	"  ssh-keygen -Y verify -f NAME.allowed_signers -I IDENTITY -n " + bundle.SignatureNamespace + " -s %s < %s"
-
+// site already trusts (ssh-keygen, the build machine's gen) counts. Lines
+// fit an 80-column terminal.
 func selfCheck(b *bundle.Bundle) string {
 	name := filepath.Base(b.Path)
-	return fmt.Sprintf(selfCheckNote, bundle.SignaturePath(name), name)
+	return fmt.Sprintf("A file's check of itself proves nothing. Check it with a program you trust:\n"+
+		"  ssh-keygen -Y verify -f NAME.allowed_signers -I IDENTITY -n %s \\\n"+
+		"      -s %s < %s", bundle.SignatureNamespace, bundle.SignaturePath(name), name)
 }
 
 // signaturePolicy is the signature a run requires: the keys of
@@ -61,21 +61,28 @@ func requireSignature(b *bundle.Bundle, flag string, c *cluster.Cluster) (signat
 	return p, nil
 }
 
-// describe says who signed, for the Welcome screen and the plain log.
+// describe says who signed, for the plain log.
 func (p signaturePolicy) describe() string {
 	return fmt.Sprintf("signed by %s (%s), a key %s trusts; the bytes are checked before any host is changed",
 		p.Signer.Identity(), ssh.FingerprintSHA256(p.Signer.Key), p.Signer.Where)
 }
 
+// welcome says who signed in short lines, for the wizard's Welcome screen.
+func (p signaturePolicy) welcome() string {
+	return fmt.Sprintf("%s, trusted by %s\nkey %s",
+		p.Signer.Identity(), filepath.Base(p.Signer.Where), ssh.FingerprintSHA256(p.Signer.Key))
+}
+
 // signatureClaim describes the installer's signature file without checking
-// it: who it names is only a claim.
-func signatureClaim(b *bundle.Bundle) (string, bool) {
+// it: who it names is only a claim. Lines fit the Welcome screen's 80 columns.
+func signatureClaim(b *bundle.Bundle) string {
+	sigName := filepath.Base(bundle.SignaturePath(b.Path))
 	sig, err := b.Signature()
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return fmt.Sprintf("not signed (no %s beside it)", filepath.Base(bundle.SignaturePath(b.Path))), false
+		return fmt.Sprintf("not signed (no %s beside it)", sigName)
 	case err != nil:
-		return err.Error(), false
+		return fmt.Sprintf("%s is unreadable", sigName)
 	}
-	return fmt.Sprintf("%s names key %s %s (not checked here)", filepath.Base(bundle.SignaturePath(b.Path)), sig.PublicKey.Type(), ssh.FingerprintSHA256(sig.PublicKey)), true
+	return fmt.Sprintf("key %s, unchecked\na file's check of itself proves nothing: use ssh-keygen -Y verify", ssh.FingerprintSHA256(sig.PublicKey))
 }

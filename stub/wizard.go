@@ -111,9 +111,9 @@ func bundleInfo(b *bundle.Bundle, policy signaturePolicy) tui.BundleInfo {
 	for _, a := range idx.Config.Apps {
 		apps = append(apps, a.Name)
 	}
-	sig, _ := signatureClaim(b)
+	sig := signatureClaim(b)
 	if policy.Trust != nil {
-		sig = policy.describe()
+		sig = policy.welcome()
 	}
 	return tui.BundleInfo{
 		Name:        filepath.Base(b.Path),
@@ -125,7 +125,6 @@ func bundleInfo(b *bundle.Bundle, policy signaturePolicy) tui.BundleInfo {
 		Arch:        idx.Platform.String(),
 		Signature:   sig,
 		Trusted:     policy.Trust != nil,
-		SelfCheck:   selfCheck(b),
 	}
 }
 

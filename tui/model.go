@@ -47,13 +47,11 @@ type BundleInfo struct {
 	Images      int
 	Size        int64
 	Arch        string
-	Signature   string // who signed, or "not signed"
+	// Signature says who signed, or "not signed"; one or two lines.
+	Signature string
 	// Trusted is true when Signature names a key checked against trusted
 	// keys (--require-signature); otherwise it is the file's own claim.
 	Trusted bool
-	// SelfCheck says why the installer's word on itself is worth nothing,
-	// and which command to trust instead; shown unless Trusted.
-	SelfCheck string
 }
 
 // Options configure a wizard.

@@ -57,6 +57,28 @@ func TestWelcome(t *testing.T) {
 	d.wantScreen("[Hosts]")
 }
 
+// TestWelcomeSignature: an unchecked signature is shown as the file's own
+// claim, saying that it proves nothing; a checked one names the signer.
+func TestWelcomeSignature(t *testing.T) {
+	for _, c := range []struct {
+		name, sig string
+		trusted   bool
+		want      []string
+	}{
+		{"claim", "key SHA256:vTM0tm8zgW9z2U1mGG0bhmHcWE9Pbc7Bzq6dXzKOV0E, unchecked\na file's check of itself proves nothing: use ssh-keygen -Y verify", false,
+			[]string{"Signature   key SHA256:vTM0tm8zgW9z2U1mGG0bhmHcWE9Pbc7Bzq6dXzKOV0E, unchecked\n", "            a file's check of itself proves nothing: use ssh-keygen -Y verify\n", "Press Enter to start."}},
+		{"trusted", "release@example.com, trusted by release.allowed_signers:1\nkey SHA256:vTM0tm8zgW9z2U1mGG0bhmHcWE9Pbc7Bzq6dXzKOV0E", true,
+			[]string{"Signature   release@example.com, trusted by release.allowed_signers:1\n", "            key SHA256:vTM0tm8zgW9z2U1mGG0bhmHcWE9Pbc7Bzq6dXzKOV0E\n", "Press Enter to start."}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bi := testBundle()
+			bi.Signature, bi.Trusted = c.sig, c.trusted
+			d := newDriver(t, Options{Bundle: bi, NewEngine: (&fakes{}).new})
+			d.wantScreen(c.want...)
+		})
+	}
+}
+
 func TestHostsValidation(t *testing.T) {
 	d := newDriver(t, Options{NewEngine: (&fakes{}).new})
 	d.keys("enter")

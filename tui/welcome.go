@@ -29,13 +29,14 @@ func (m *Model) viewWelcome() string {
 	row("Images", fmt.Sprint(bi.Images))
 	row("Size", progress.Bytes(bi.Size))
 	row("Arch", bi.Arch)
+	style := st.Warn
 	if bi.Trusted {
-		row("Signature", st.Pass.Render(bi.Signature))
-	} else {
-		row("Signature", st.Warn.Render(bi.Signature))
-		for _, line := range strings.Split(bi.SelfCheck, "\n") {
-			row("", line)
-		}
+		style = st.Pass
+	}
+	label := "Signature"
+	for _, line := range strings.Split(bi.Signature, "\n") {
+		row(label, style.Render(line))
+		label = ""
 	}
 	if len(bi.Labels) > 0 {
 		var ls []string

@@ -166,7 +166,7 @@ func TestSignAndVerify(t *testing.T) {
 		{signed, []string{"--allowed-signers", filepath.Join(dir, "other.allowed_signers")}, false, []string{"not trusted"}},
 		{unsigned, []string{"--allowed-signers", allowed}, false, []string{"unsigned.run is not signed: no unsigned.run.sig"}},
 		{flipped, []string{"--allowed-signers", allowed}, false, []string{"flipped.run: invalid signature", "stub: digest mismatch at flipped.run bytes 0-"}},
-		{swapped, []string{"--allowed-signers", allowed}, false, []string{"the installer program (stub) is not the one stub is for linux/amd64", "Do not run it"}},
+		{swapped, []string{"--allowed-signers", allowed}, false, []string{"the installer program (stub) differs from " + stub + ": the installer carries sha256:", "Do not run it"}},
 	} {
 		// Built with --stub, so with no host agent to compare.
 		args := append(append([]string{"verify", "--stub", stub}, c.args...), c.inst)
@@ -188,7 +188,7 @@ func TestSignAndVerify(t *testing.T) {
 		{signed, "rel.allowed_signers", true, "signature good, by rel@example.com"},
 		{signed, "other.pub", false, "not trusted"},
 		{unsigned, "rel.allowed_signers", false, "not signed"},
-		{signed, "", true, "a file's check of itself proves nothing"},
+		{signed, "", true, "A file's check of itself proves nothing"},
 	} {
 		args := []string{"verify"}
 		if c.key != "" {

@@ -195,10 +195,10 @@ Checks an installer with this gen, a program the build machine already trusts
 func checkProgram(b *bundle.Bundle, what, digest string, size int64, arch, override string, embedded func() ([]byte, error)) error {
 	var want []byte
 	var err error
-	source := "this gen embeds"
+	reference, theirs := "the one this gen embeds for linux/"+arch, "this gen's is"
 	if override != "" {
 		want, err = os.ReadFile(override)
-		source = filepath.Base(override) + " is"
+		reference, theirs = override, filepath.Base(override)+" is"
 	} else {
 		want, err = embedded()
 	}
@@ -207,8 +207,8 @@ func checkProgram(b *bundle.Bundle, what, digest string, size int64, arch, overr
 	}
 	sum := sha256.Sum256(want)
 	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest || int64(len(want)) != size {
-		return fmt.Errorf("the %s is not the one %s for linux/%s: the installer carries %s (%d bytes), %s %s (%d bytes). The index says it was made by %q: another gen version embeds other programs; otherwise it was built with gen --stub/--agent or altered. Do not run it until you know which",
-			what, source, arch, digest, size, source, got, len(want), b.Index.CreatedBy)
+		return fmt.Errorf("the %s differs from %s: the installer carries %s (%d bytes), %s %s (%d bytes). Its index says it was made by %q: another gen version embeds other programs; otherwise it was built with gen --stub/--agent or altered. Do not run it until you know which",
+			what, reference, digest, size, theirs, got, len(want), b.Index.CreatedBy)
 	}
 	return nil
 }

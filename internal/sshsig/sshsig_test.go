@@ -2,7 +2,10 @@ package sshsig
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
@@ -241,6 +244,62 @@ func TestParseRejects(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(in)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+// TestOldPEMKeys: the PEM keys older sealpack releases wrote (PKCS #8
+// private, PKIX public) still sign and verify, so existing users keep their key.
+func TestOldPEMKeys(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	privDER, _ := x509.MarshalPKCS8PrivateKey(priv)
+	pubDER, _ := x509.MarshalPKIXPublicKey(pub)
+	privPath, pubPath := filepath.Join(dir, "old.key"), filepath.Join(dir, "old.pub")
+	os.WriteFile(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600)
+	os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644)
+	signer, err := LoadSigner(privPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := Sign(t.Context(), signer, "sealpack", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := Parse(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parsed.Verify(t.Context(), "sealpack", strings.NewReader("hello")); err != nil {
+		t.Fatal(err)
+	}
+	trust, err := LoadTrust(pubPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trust.Find(parsed.PublicKey, "sealpack", time.Now()); err != nil {
+		t.Errorf("old PEM public key does not trust its own signature: %v", err)
+	}
+}
+
+// BenchmarkSign is the streaming hash's speed, what a signature costs per GiB.
+func BenchmarkSign(b *testing.B) {
+	f := Files(filepath.Join(b.TempDir(), "k"))
+	if _, err := GenerateKey(f, "a@b", "sealpack"); err != nil {
+		b.Fatal(err)
+	}
+	signer, err := LoadSigner(f.Private, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, 64<<20)
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := Sign(b.Context(), signer, "sealpack", bytes.NewReader(msg)); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
