@@ -204,7 +204,15 @@ type Conn struct {
 	// sudoPassword is fed to sudo -S when passwordless sudo is not allowed.
 	sudoPassword string
 	closeAgent   func()
+	// sessions bounds the sessions open at once on the connection below
+	// OpenSSH's default MaxSessions (10), so a busy host is never refused one.
+	sessions chan struct{}
 }
+
+// maxSessions is how many sessions the engine opens at once on one
+// connection: below sshd's default MaxSessions of 10, leaving room for a
+// user's own multiplexed sessions.
+const maxSessions = 8
 
 // Timeouts bound the network and every remote command.
 type Timeouts struct {
@@ -259,7 +267,7 @@ func Dial(ctx context.Context, node cluster.Node, policy *HostKeyPolicy, mu *syn
 		closeAgent()
 		return nil, fmt.Errorf("connect to %s as %s: %w", node.Addr(), node.SSH.User, err)
 	}
-	c := &Conn{Node: node, client: client, closeAgent: closeAgent}
+	c := &Conn{Node: node, client: client, closeAgent: closeAgent, sessions: make(chan struct{}, maxSessions)}
 	if node.SSH.User != "root" {
 		c.sudo = "sudo -n "
 		if _, err := c.Output(ctx, "true", 30*time.Second); err != nil {
@@ -315,6 +323,29 @@ func (c *Conn) Close() error {
 	return c.client.Close()
 }
 
+// newSession opens a session, waiting a little when sshd refuses one: it
+// frees a finished session's slot only once it has reaped its process, so a
+// busy connection can briefly count more sessions than it has open.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		s, err := c.client.NewSession()
+		var oce *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &oce) || attempt == 12 {
+			if err != nil {
+				return nil, &ConnError{Host: c.Node.IP, Err: err}
+			}
+			return s, nil
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: no SSH session: %w (%v)", c.Node.IP, ctx.Err(), err)
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
 // Exec runs cmd as root through sh, with stdin, stdout and stderr as given,
 // and kills it when ctx ends or timeout passes.
 func (c *Conn) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration) error {
@@ -323,9 +354,16 @@ func (c *Conn) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, st
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	s, err := c.client.NewSession()
+	select {
+	case c.sessions <- struct{}{}:
+		defer func() { <-c.sessions }()
+	case <-ctx.Done():
+		// Not a ConnError: the connection is fine, only busy.
+		return fmt.Errorf("%s: no free SSH session for %q: %w", c.Node.IP, firstLine(cmd), ctx.Err())
+	}
+	s, err := c.newSession(ctx)
 	if err != nil {
-		return &ConnError{Host: c.Node.IP, Err: err}
+		return err
 	}
 	defer s.Close()
 	script := cmd

@@ -396,9 +396,8 @@ PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication yes
 KbdInteractiveAuthentication no
-# The install engine multiplexes many sessions over one connection.
-MaxSessions 64
-MaxStartups 64:30:128
+# MaxSessions and MaxStartups keep OpenSSH's defaults (10, 10:30:100), as on
+# the hosts of a site: the install engine must stay within them.
 UseDNS no
 PrintMotd no
 PrintLastLog no
