@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -146,26 +147,48 @@ func (e *Engine) scriptEnv(n cluster.Node, extra ...string) []string {
 
 func (e *Engine) registryCAPath() string { return e.remote("registry", "ca.crt") }
 
-// shellCommand runs script (shell text) in dir with env, as root.
-func shellCommand(dir string, env []string, script string) string {
+// scriptRunner is the whole command line of every script run: the
+// script's working directory, environment and text come on its standard
+// input (scriptInput), so no value of the answers file shows in a process
+// list, in sudo's SUDO_COMMAND or in sudo's log. The input is read to its
+// end before anything runs, so the script's own standard input is empty,
+// as before.
+const scriptRunner = `s=$(cat) && eval "$s"`
+
+// scriptInput is the shell text scriptRunner runs: cd to dir, export env
+// (K=V, later entries win), then script.
+func scriptInput(dir string, env []string, script string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cd %s && exec env", shellQuote(dir))
+	fmt.Fprintf(&b, "cd %s || exit 1\n", shellQuote(dir))
 	for _, kv := range env {
-		b.WriteString(" " + shellQuote(kv))
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !envNameRE.MatchString(k) {
+			return "", fmt.Errorf("environment entry %q: want NAME=value with a variable name of letters, digits and _", firstLine(k))
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return "", fmt.Errorf("environment variable %s holds a NUL byte", k)
+		}
+		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
 	}
-	b.WriteString(" sh -c " + shellQuote(script))
-	return b.String()
+	b.WriteString(script)
+	return b.String(), nil
 }
 
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // runScript runs shell text on a host, streaming its output as Log events.
-// Errors name the label, not the command line: it may carry env values.
+// Errors name the label, not the script: it may carry env values.
 func (e *Engine) runScript(ctx context.Context, c *Conn, phase, label, dir string, env []string, script string) error {
+	input, err := scriptInput(dir, env, script)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
 	out := &lineWriter{emit: func(line string) {
 		e.emit(Event{Kind: Log, Host: c.Node.IP, Phase: phase, Step: label, Message: line})
 	}}
 	var tail tailBuffer
 	both := &syncWriter{w: io.MultiWriter(out, &tail)}
-	err := c.Exec(ctx, shellCommand(dir, env, script), nil, both, both, e.opts.Timeouts.Command)
+	err = c.Exec(ctx, scriptRunner, strings.NewReader(input), both, both, e.opts.Timeouts.Command)
 	out.flush()
 	var ce *CommandError
 	if errors.As(err, &ce) {
