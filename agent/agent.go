@@ -43,40 +43,12 @@ func Main(ctx context.Context, env *Env, args []string) int {
 	return 0
 }
 
-func flags(env *Env, name, args, summary string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: %s %s\n\n%s\n\nFlags:\n%s", name, args, summary, fs.FlagUsages())
-	}
-	return fs
-}
-
-func parse(fs *pflag.FlagSet, args []string, maxArgs int) error {
-	if err := fs.Parse(args); err != nil {
+func run(ctx context.Context, env *Env, args []string) error {
+	c, err := Parse(args, env.Stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > maxArgs {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args()[maxArgs:])
-	}
-	return nil
-}
-
-func run(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		return errors.New("expected receive-blob, fetch-blob, serve-blobs or unpack")
-	}
-	switch args[0] {
-	case "receive-blob":
-		return agentReceiveBlob(ctx, env, args[1:])
-	case "unpack":
-		return agentUnpack(ctx, env, args[1:])
-	case "serve-blobs":
-		return agentServeBlobs(ctx, env, args[1:])
-	case "fetch-blob":
-		return agentFetchBlob(ctx, env, args[1:])
-	}
-	return fmt.Errorf("unknown command %q", args[0])
+	return c.run(ctx, env)
 }
 
 // blobPath is where a host keeps a blob: DIR/sha256/<hex>.
@@ -88,43 +60,25 @@ func blobPath(dir, digest string) (string, error) {
 	return filepath.Join(dir, "sha256", m[1]), nil
 }
 
-// agentReceiveBlob stores stdin as a blob, only if it hashes to the digest.
-func agentReceiveBlob(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "agent receive-blob", "--digest D --dir DIR", "Store standard input as blob D under DIR if it matches D.")
-	digest := fs.String("digest", "", "expected digest")
-	dir := fs.String("dir", "", "blob directory")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	return storeBlob(ctx, env.Stdin, *dir, *digest)
+func (c ReceiveBlob) run(ctx context.Context, env *Env) error {
+	return storeBlob(ctx, env.Stdin, c.Dir, c.Digest)
 }
 
-// agentUnpack builds the merged rootfs from layers, in order, and swaps it
-// into place atomically. Layers come from the blob directory (each checked
-// against its digest as it streams) or from a bundle file on the host.
-func agentUnpack(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "agent unpack", "--to DIR (--bundle FILE | --blobs DIR --layer D...)", "Unpack layers into DIR atomically.")
-	to := fs.String("to", "", "rootfs directory")
-	bundlePath := fs.String("bundle", "", "take the layers from this bundle file")
-	blobs := fs.String("blobs", "", "take the layers from this blob directory")
-	layers := fs.StringArray("layer", nil, "layer digest, in order (with --blobs)")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+func (c Unpack) run(ctx context.Context, _ *Env) error {
+	if c.To == "" || (c.Bundle == "") == (c.Blobs == "") {
+		return errors.New("unpack: need --to and exactly one of --bundle or --blobs")
 	}
-	if *to == "" || (*bundlePath == "") == (*blobs == "") {
-		return errors.New("need --to and exactly one of --bundle or --blobs")
-	}
-	if *bundlePath != "" {
-		b, err := bundle.Open(*bundlePath)
+	if c.Bundle != "" {
+		b, err := bundle.Open(c.Bundle)
 		if err != nil {
 			return err
 		}
 		defer b.Close()
-		return rootfs.ReplaceAtomic(*to, func(root *os.Root) error { return ApplyBundleLayers(ctx, b, root) })
+		return rootfs.ReplaceAtomic(c.To, func(root *os.Root) error { return ApplyBundleLayers(ctx, b, root) })
 	}
-	return rootfs.ReplaceAtomic(*to, func(root *os.Root) error {
-		for i, d := range *layers {
-			if err := applyBlobLayer(ctx, root, *blobs, d, i+1); err != nil {
+	return rootfs.ReplaceAtomic(c.To, func(root *os.Root) error {
+		for i, d := range c.Layers {
+			if err := applyBlobLayer(ctx, root, c.Blobs, d, i+1); err != nil {
 				return err
 			}
 		}

@@ -24,33 +24,27 @@ import (
 // host. A host that has the layers serves them with serve-blobs; a host that
 // needs them fetches with fetch-blob. Integrity comes from the digests (the
 // fetcher verifies every blob against the index the engine trusts); the
-// token, given in the environment so it never shows in a process list, keeps
-// other machines on the network from reading the layers.
-const blobTokenEnv = "SEALPACK_BLOB_TOKEN"
+// token (TokenEnv) keeps other machines on the network from reading the
+// layers.
 
-func agentServeBlobs(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "agent serve-blobs", "--addr IP:PORT (--dir DIR | --file FILE)", "Serve blobs to other hosts of the install, also while they arrive.")
-	addr := fs.String("addr", "", "listen address; port 0 picks one")
-	dir := fs.String("dir", "", "blob directory: serve /blobs/DIGEST?size=N")
-	file := fs.String("file", "", "a bundle file: serve /range/OFFSET/LENGTH of it")
-	addrFile := fs.String("addr-file", "", "write the address listened on to this file")
-	idle := fs.Duration("idle-timeout", 30*time.Minute, "exit after this long without a request")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	token := os.Getenv(blobTokenEnv)
+func (c ServeBlobs) run(ctx context.Context, _ *Env) error {
+	token := os.Getenv(TokenEnv)
 	if token == "" {
-		return errors.New("serve-blobs: " + blobTokenEnv + " is not set")
+		return errors.New("serve-blobs: " + TokenEnv + " is not set")
 	}
-	ln, err := net.Listen("tcp", *addr)
+	idle := c.IdleTimeout
+	if idle == 0 {
+		idle = defaultIdleTimeout
+	}
+	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
 	}
-	if *addrFile != "" {
-		if err := os.WriteFile(*addrFile+".tmp", []byte(ln.Addr().String()), 0o600); err != nil {
+	if c.AddrFile != "" {
+		if err := os.WriteFile(c.AddrFile+".tmp", []byte(ln.Addr().String()), 0o600); err != nil {
 			return err
 		}
-		if err := os.Rename(*addrFile+".tmp", *addrFile); err != nil {
+		if err := os.Rename(c.AddrFile+".tmp", c.AddrFile); err != nil {
 			return err
 		}
 	}
@@ -64,7 +58,7 @@ func agentServeBlobs(ctx context.Context, env *Env, args []string) error {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		final, off, n, err := blobRequest(r, *dir, *file)
+		final, off, n, err := blobRequest(r, c.Dir, c.File)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -81,11 +75,11 @@ func agentServeBlobs(ctx context.Context, env *Env, args []string) error {
 		io.Copy(w, src)
 	})}
 	go func() {
-		t := time.NewTimer(*idle)
+		t := time.NewTimer(idle)
 		for {
 			select {
 			case <-seen:
-				t.Reset(*idle)
+				t.Reset(idle)
 			case <-t.C:
 				srv.Close()
 				return
@@ -198,34 +192,25 @@ func (r *followReader) Read(p []byte) (int, error) {
 
 func (r *followReader) Close() error { return r.f.Close() }
 
-func agentFetchBlob(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "agent fetch-blob", "--from IP:PORT --digest D --size N [--offset OFF] --dir DIR", "Fetch a blob from another host and store it if it matches D.")
-	from := fs.String("from", "", "address of a host running serve-blobs")
-	digest := fs.String("digest", "", "expected digest")
-	size := fs.Int64("size", 0, "the blob's size")
-	offset := fs.Int64("offset", -1, "fetch the blob from this offset of the host's bundle file instead of its blob directory")
-	dir := fs.String("dir", "", "blob directory")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	url := fmt.Sprintf("http://%s/blobs/%s?size=%d", *from, *digest, *size)
-	if *offset >= 0 {
-		url = fmt.Sprintf("http://%s/range/%d/%d", *from, *offset, *size)
+func (c FetchBlob) run(ctx context.Context, _ *Env) error {
+	url := fmt.Sprintf("http://%s/blobs/%s?size=%d", c.From, c.Digest, c.Size)
+	if c.Bundle {
+		url = fmt.Sprintf("http://%s/range/%d/%d", c.From, c.Offset, c.Size)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+os.Getenv(blobTokenEnv))
+	req.Header.Set("Authorization", "Bearer "+os.Getenv(TokenEnv))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("fetch %s from %s: %w", *digest, *from, err)
+		return fmt.Errorf("fetch %s from %s: %w", c.Digest, c.From, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s from %s: %s", *digest, *from, resp.Status)
+		return fmt.Errorf("fetch %s from %s: %s", c.Digest, c.From, resp.Status)
 	}
-	return storeBlob(ctx, resp.Body, *dir, *digest)
+	return storeBlob(ctx, resp.Body, c.Dir, c.Digest)
 }
 
 // storeBlob writes r as blob digest under dir, only if it hashes to digest:

@@ -18,7 +18,7 @@ import (
 // startBlobServer runs serve-blobs in-process and returns its address.
 func startBlobServer(t *testing.T, args ...string) string {
 	t.Helper()
-	t.Setenv(blobTokenEnv, "secret-token")
+	t.Setenv(TokenEnv, "secret-token")
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -83,7 +83,7 @@ func TestBlobsForwardWhileArriving(t *testing.T) {
 	}
 
 	// A wrong token is refused; a missing blob is a failure, not an empty file.
-	t.Setenv(blobTokenEnv, "wrong")
+	t.Setenv(TokenEnv, "wrong")
 	if code, errOut := fetch(t, addr, digest, int64(len(data)), t.TempDir()); code == 0 || !strings.Contains(errOut, "401") {
 		t.Errorf("wrong token: exit %d, %q", code, errOut)
 	}

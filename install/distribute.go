@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sealpack/sealpack/agent"
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/cluster"
 	"github.com/sealpack/sealpack/internal/progress"
@@ -89,7 +90,7 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 			}
 		}
 	}()
-	serve := func(ctx context.Context, n cluster.Node, what string) (source, bool) {
+	serve := func(ctx context.Context, n cluster.Node, what agent.ServeBlobs) (source, bool) {
 		addr, err := e.startBlobServer(ctx, n, what, token)
 		if err != nil {
 			e.emit(Event{Kind: Info, Host: n.IP, Phase: "distribute", Message: "cannot serve layers to other hosts: " + err.Error()})
@@ -119,7 +120,7 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 		if n.IP == m0.IP {
 			self, ok := source{}, false
 			if shared {
-				self, ok = serve(ctx, n, "--file "+shellQuote(e.bundleCopyPath()))
+				self, ok = serve(ctx, n, agent.ServeBlobs{File: e.bundleCopyPath()})
 			}
 			if ok {
 				sources <- self
@@ -189,21 +190,27 @@ func randomToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
+// readToken is shell text that reads the transfer token from the first
+// line of standard input into the agent's environment: never an argument.
+const readToken = "read -r " + agent.TokenEnv + " && export " + agent.TokenEnv
+
 // startBlobServer starts serve-blobs on a host in the background and
-// returns the address it listens on. The token goes through stdin.
-func (e *Engine) startBlobServer(ctx context.Context, n cluster.Node, from, token string) (string, error) {
+// returns the address it listens on. What (Dir or File) is the caller's;
+// the token goes through stdin.
+func (e *Engine) startBlobServer(ctx context.Context, n cluster.Node, what agent.ServeBlobs, token string) (string, error) {
 	c, err := e.conn(ctx, n)
 	if err != nil {
 		return "", err
 	}
 	addrFile, pidFile := e.remote("state", "blobs.addr"), e.remote("state", "blobs.pid")
-	script := fmt.Sprintf(`read -r %[1]s; export %[1]s
+	what.Addr, what.AddrFile, what.IdleTimeout = netJoin(n.IP, "0"), addrFile, 10*time.Minute
+	script := fmt.Sprintf(`%[1]s
 mkdir -p "$(dirname %[3]s)"; rm -f %[3]s
 [ -f %[4]s ] && kill "$(cat %[4]s)" 2>/dev/null
-setsid %[2]s agent serve-blobs --addr %[5]s %[6]s --addr-file %[3]s --idle-timeout 10m >/dev/null 2>&1 </dev/null &
+setsid %[2]s >/dev/null 2>&1 </dev/null &
 echo $! > %[4]s
 i=0; until [ -s %[3]s ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
-cat %[3]s`, "SEALPACK_BLOB_TOKEN", shellQuote(e.stubPath()), shellQuote(addrFile), shellQuote(pidFile), shellQuote(netJoin(n.IP, "0")), from)
+cat %[3]s`, readToken, agent.Line(e.stubPath(), what), shellQuote(addrFile), shellQuote(pidFile))
 	var out strings.Builder
 	if err := c.Exec(ctx, script, strings.NewReader(token+"\n"), &out, io.Discard, time.Minute); err != nil {
 		return "", err
@@ -251,7 +258,7 @@ func (e *Engine) copyBundle(ctx context.Context, n cluster.Node, sent *atomic.In
 // unpackBundle builds the first master's rootfs from its bundle copy.
 func (e *Engine) unpackBundle(ctx context.Context, n cluster.Node) error {
 	return e.stepID(ctx, n, "distribute", "rootfs", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
-		out, err := c.Output(ctx, fmt.Sprintf("%s agent unpack --bundle %s --to %s", shellQuote(e.stubPath()), shellQuote(e.bundleCopyPath()), shellQuote(e.rootfsPath())), time.Hour)
+		out, err := c.Output(ctx, agent.Line(e.stubPath(), agent.Unpack{Bundle: e.bundleCopyPath(), To: e.rootfsPath()}), time.Hour)
 		return strings.TrimSpace(out), err
 	})
 }
@@ -259,7 +266,7 @@ func (e *Engine) unpackBundle(ctx context.Context, n cluster.Node) error {
 // distributeLayers gets the layer blobs a host lacks from a free source,
 // each verified on arrival. Before receiving, the host starts its own blob
 // server and offers itself as a source, forwarding what arrives.
-func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64, sources chan source, token string, serve func(context.Context, cluster.Node, string) (source, bool)) error {
+func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64, sources chan source, token string, serve func(context.Context, cluster.Node, agent.ServeBlobs) (source, bool)) error {
 	b := e.opts.Bundle
 	return e.stepID(ctx, n, "distribute", "layers", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
 		have, err := c.Output(ctx, "ls "+shellQuote(e.blobDir()+"/sha256")+" 2>/dev/null || true", time.Minute)
@@ -290,7 +297,7 @@ func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *ato
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		if self, ok := serve(ctx, n, "--dir "+shellQuote(e.blobDir())); ok {
+		if self, ok := serve(ctx, n, agent.ServeBlobs{Dir: e.blobDir()}); ok {
 			sources <- self
 		}
 		var bytes int64
@@ -329,18 +336,14 @@ func (e *Engine) sendLayer(ctx context.Context, c *Conn, src source, l bundle.La
 	var errOut strings.Builder
 	var err error
 	if src.addr == "" {
-		cmd := fmt.Sprintf("%s agent receive-blob --digest %s --dir %s", shellQuote(e.stubPath()), l.Digest, shellQuote(e.blobDir()))
+		cmd := agent.Line(e.stubPath(), agent.ReceiveBlob{Digest: l.Digest, Dir: e.blobDir()})
 		pr := &progressReader{r: io.NewSectionReader(sr, 0, bl.Size), total: bl.Size, emit: func(done, total int64) {
 			e.emit(Event{Kind: Progress, Host: c.Node.IP, Phase: "distribute", Step: "layers", Bytes: done, Total: total})
 		}}
 		err = c.Exec(ctx, cmd, pr, io.Discard, &errOut, uploadTimeout)
 	} else {
-		where := fmt.Sprintf("--size %d", bl.Size)
-		if src.bundle {
-			where += fmt.Sprintf(" --offset %d", bl.Offset)
-		}
-		cmd := fmt.Sprintf("read -r SEALPACK_BLOB_TOKEN; export SEALPACK_BLOB_TOKEN; exec %s agent fetch-blob --from %s --digest %s %s --dir %s",
-			shellQuote(e.stubPath()), shellQuote(src.addr), l.Digest, where, shellQuote(e.blobDir()))
+		fetch := agent.FetchBlob{From: src.addr, Digest: l.Digest, Size: bl.Size, Bundle: src.bundle, Offset: bl.Offset, Dir: e.blobDir()}
+		cmd := readToken + " && exec " + agent.Line(e.stubPath(), fetch)
 		err = c.Exec(ctx, cmd, strings.NewReader(token+"\n"), io.Discard, &errOut, uploadTimeout)
 	}
 	if ce, ok := err.(*CommandError); ok {
@@ -352,11 +355,11 @@ func (e *Engine) sendLayer(ctx context.Context, c *Conn, src source, l bundle.La
 // unpackLayers builds the host's rootfs from its blobs.
 func (e *Engine) unpackLayers(ctx context.Context, n cluster.Node) error {
 	return e.stepID(ctx, n, "distribute", "rootfs", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
-		cmd := fmt.Sprintf("%s agent unpack --blobs %s --to %s", shellQuote(e.stubPath()), shellQuote(e.blobDir()), shellQuote(e.rootfsPath()))
+		u := agent.Unpack{Blobs: e.blobDir(), To: e.rootfsPath()}
 		for _, l := range e.opts.Bundle.Index.Layers {
-			cmd += " --layer " + l.Digest
+			u.Layers = append(u.Layers, l.Digest)
 		}
-		_, err := c.Output(ctx, cmd, time.Hour)
+		_, err := c.Output(ctx, agent.Line(e.stubPath(), u), time.Hour)
 		return "", err
 	})
 }

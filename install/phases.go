@@ -121,6 +121,20 @@ func (e *Engine) Join(ctx context.Context) error {
 	return e.Install(ctx)
 }
 
+// The variables every script gets, as docs/IMAGE-AUTHORS.md documents them.
+const (
+	envRole       = "SEALPACK_ROLE"
+	envHostIP     = "SEALPACK_HOST_IP"
+	envMaster0IP  = "SEALPACK_MASTER0_IP"
+	envMasters    = "SEALPACK_MASTERS"
+	envNodes      = "SEALPACK_NODES"
+	envDataRoot   = "SEALPACK_DATA_ROOT"
+	envRootfs     = "SEALPACK_ROOTFS"
+	envRegistry   = "SEALPACK_REGISTRY"
+	envRegistryCA = "SEALPACK_REGISTRY_CA"
+	envShare      = "SEALPACK_SHARE"
+)
+
 // scriptEnv is the environment of a phase script on a host: the documented
 // SEALPACK_ variables, then the Clusterfile's env (the host's winning).
 func (e *Engine) scriptEnv(n cluster.Node, extra ...string) []string {
@@ -129,16 +143,16 @@ func (e *Engine) scriptEnv(n cluster.Node, extra ...string) []string {
 		role = cluster.RoleMaster
 	}
 	env := []string{
-		"SEALPACK_ROLE=" + role,
-		"SEALPACK_HOST_IP=" + n.IP,
-		"SEALPACK_MASTER0_IP=" + e.c.Master0().IP,
-		"SEALPACK_MASTERS=" + ips(e.c.Masters()),
-		"SEALPACK_NODES=" + ips(e.c.Nodes()),
-		"SEALPACK_DATA_ROOT=" + e.dataRoot(),
-		"SEALPACK_ROOTFS=" + e.rootfsPath(),
-		"SEALPACK_REGISTRY=" + e.opts.Registry,
-		"SEALPACK_REGISTRY_CA=" + e.registryCAPath(),
-		"SEALPACK_SHARE=" + e.sharePath(),
+		envRole + "=" + role,
+		envHostIP + "=" + n.IP,
+		envMaster0IP + "=" + e.c.Master0().IP,
+		envMasters + "=" + ips(e.c.Masters()),
+		envNodes + "=" + ips(e.c.Nodes()),
+		envDataRoot + "=" + e.dataRoot(),
+		envRootfs + "=" + e.rootfsPath(),
+		envRegistry + "=" + e.opts.Registry,
+		envRegistryCA + "=" + e.registryCAPath(),
+		envShare + "=" + e.sharePath(),
 	}
 	env = append(env, e.opts.Bundle.Index.Config.Env...)
 	env = append(env, n.Env...)
@@ -207,8 +221,8 @@ func (e *Engine) runPhase(ctx context.Context, n cluster.Node, phase string) err
 // phaseScript runs scripts/PHASE.sh if the image has it: executable scripts
 // by their own interpreter line, others with sh.
 func phaseScript(phase string) string {
-	return fmt.Sprintf(`mkdir -p "$SEALPACK_SHARE" && s=scripts/%[1]s.sh
-if [ -x "$s" ]; then exec "./$s"; elif [ -f "$s" ]; then exec sh "$s"; else echo "no $s: nothing to do"; fi`, phase)
+	return fmt.Sprintf(`mkdir -p "$%[2]s" && s=scripts/%[1]s.sh
+if [ -x "$s" ]; then exec "./$s"; elif [ -f "$s" ]; then exec sh "$s"; else echo "no $s: nothing to do"; fi`, phase, envShare)
 }
 
 // plugins runs the Clusterfile's SHELL plugins for an action on one host,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/internal/shell"
 )
 
 // The cluster's registry runs on the first master from the copied program
@@ -31,11 +32,7 @@ func (e *Engine) registryCommand(m0 cluster.Node) string {
 	if d := e.c.Registry.Domain; d != "" {
 		args = append(args, "--tls-san", d)
 	}
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = shellQuote(a)
-	}
-	return strings.Join(q, " ")
+	return shell.Join(args...)
 }
 
 // startRegistry (re)starts the registry on the first master and waits until

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/internal/shell"
 )
 
 // HostKeyPolicy says which host keys the engine trusts.
@@ -459,7 +460,8 @@ type ConnError struct {
 func (e *ConnError) Error() string { return fmt.Sprintf("%s: %v", e.Host, e.Err) }
 func (e *ConnError) Unwrap() error { return e.Err }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// shellQuote is shell.Quote, under the name the engine's many uses know.
+func shellQuote(s string) string { return shell.Quote(s) }
 
 func firstLine(s string) string {
 	s, _, cut := strings.Cut(strings.TrimSpace(s), "\n")

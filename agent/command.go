@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sealpack/sealpack/internal/shell"
+)
+
+// The install engine runs agent commands on hosts as shell command lines.
+// Each command is a type here, beside the parser that reads it back: the
+// engine fills the type and renders it with Line, so what it sends and what
+// the agent accepts cannot drift apart.
+
+// TokenEnv is the environment variable that gives serve-blobs and
+// fetch-blob the transfer token: in the environment, it never shows in a
+// process list.
+const TokenEnv = "SEALPACK_BLOB_TOKEN"
+
+// Command is one agent command with its arguments.
+type Command interface {
+	// Args are the arguments after "agent": the command's name, then its
+	// flags, which Parse reads back into an equal Command.
+	Args() []string
+	run(ctx context.Context, env *Env) error
+}
+
+// Line is the shell command line that runs c with program (the installer
+// or agent binary on the host); every word is quoted.
+func Line(program string, c Command) string {
+	return shell.Join(append([]string{program, "agent"}, c.Args()...)...)
+}
+
+// ReceiveBlob stores standard input as blob Digest under Dir, only if it
+// hashes to Digest.
+type ReceiveBlob struct {
+	Digest string
+	Dir    string
+}
+
+// FetchBlob fetches blob Digest (Size bytes) from a host running
+// serve-blobs at From and stores it under Dir if it matches. With Bundle
+// set it asks for bytes [Offset, Offset+Size) of that host's bundle file
+// instead of the blob by digest.
+type FetchBlob struct {
+	From   string
+	Digest string
+	Size   int64
+	Bundle bool
+	Offset int64
+	Dir    string
+}
+
+// ServeBlobs serves the blobs of Dir, or ranges of the bundle File, to the
+// other hosts of an install, also while they arrive. It listens on Addr
+// (port 0 picks one), writes the address to AddrFile when set, and exits
+// after IdleTimeout without a request (zero: defaultIdleTimeout).
+type ServeBlobs struct {
+	Addr        string
+	Dir         string
+	File        string
+	AddrFile    string
+	IdleTimeout time.Duration
+}
+
+const defaultIdleTimeout = 30 * time.Minute
+
+// Unpack builds the rootfs To from layers, in order, and swaps it into
+// place atomically: from the Bundle file, or from the blob directory Blobs
+// (each of Layers checked against its digest as it streams).
+type Unpack struct {
+	To     string
+	Bundle string
+	Blobs  string
+	Layers []string
+}
+
+// Args renders the command for Parse.
+func (c ReceiveBlob) Args() []string {
+	return []string{"receive-blob", "--digest=" + c.Digest, "--dir=" + c.Dir}
+}
+
+// Args renders the command for Parse.
+func (c FetchBlob) Args() []string {
+	a := []string{"fetch-blob", "--from=" + c.From, "--digest=" + c.Digest, "--size=" + strconv.FormatInt(c.Size, 10)}
+	if c.Bundle {
+		a = append(a, "--offset="+strconv.FormatInt(c.Offset, 10))
+	}
+	return append(a, "--dir="+c.Dir)
+}
+
+// Args renders the command for Parse.
+func (c ServeBlobs) Args() []string {
+	a := []string{"serve-blobs", "--addr=" + c.Addr}
+	for _, f := range []struct{ name, value string }{{"dir", c.Dir}, {"file", c.File}, {"addr-file", c.AddrFile}} {
+		if f.value != "" {
+			a = append(a, "--"+f.name+"="+f.value)
+		}
+	}
+	if c.IdleTimeout != 0 {
+		a = append(a, "--idle-timeout="+c.IdleTimeout.String())
+	}
+	return a
+}
+
+// Args renders the command for Parse.
+func (c Unpack) Args() []string {
+	a := []string{"unpack", "--to=" + c.To}
+	if c.Bundle != "" {
+		a = append(a, "--bundle="+c.Bundle)
+	}
+	if c.Blobs != "" {
+		a = append(a, "--blobs="+c.Blobs)
+	}
+	for _, l := range c.Layers {
+		a = append(a, "--layer="+l)
+	}
+	return a
+}
+
+// Parse reads the arguments after "agent" into a Command. Usage and flag
+// errors are written to stderr; --help returns pflag.ErrHelp.
+func Parse(args []string, stderr io.Writer) (Command, error) {
+	if len(args) == 0 {
+		return nil, errors.New("expected receive-blob, fetch-blob, serve-blobs or unpack")
+	}
+	fs := pflag.NewFlagSet("agent "+args[0], pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var synopsis, summary string
+	var result func() Command
+	switch args[0] {
+	case "receive-blob":
+		var c ReceiveBlob
+		synopsis, summary = "--digest D --dir DIR", "Store standard input as blob D under DIR if it matches D."
+		fs.StringVar(&c.Digest, "digest", "", "expected digest")
+		fs.StringVar(&c.Dir, "dir", "", "blob directory")
+		result = func() Command { return c }
+	case "fetch-blob":
+		var c FetchBlob
+		synopsis, summary = "--from IP:PORT --digest D --size N [--offset OFF] --dir DIR", "Fetch a blob from another host and store it if it matches D."
+		fs.StringVar(&c.From, "from", "", "address of a host running serve-blobs")
+		fs.StringVar(&c.Digest, "digest", "", "expected digest")
+		fs.Int64Var(&c.Size, "size", 0, "the blob's size")
+		fs.Int64Var(&c.Offset, "offset", 0, "fetch the blob from this offset of the host's bundle file instead of its blob directory")
+		fs.StringVar(&c.Dir, "dir", "", "blob directory")
+		result = func() Command { c.Bundle = fs.Changed("offset"); return c }
+	case "serve-blobs":
+		var c ServeBlobs
+		synopsis, summary = "--addr IP:PORT (--dir DIR | --file FILE)", "Serve blobs to other hosts of the install, also while they arrive."
+		fs.StringVar(&c.Addr, "addr", "", "listen address; port 0 picks one")
+		fs.StringVar(&c.Dir, "dir", "", "blob directory: serve /blobs/DIGEST?size=N")
+		fs.StringVar(&c.File, "file", "", "a bundle file: serve /range/OFFSET/LENGTH of it")
+		fs.StringVar(&c.AddrFile, "addr-file", "", "write the address listened on to this file")
+		fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, fmt.Sprintf("exit after this long without a request (0: %v)", defaultIdleTimeout))
+		result = func() Command { return c }
+	case "unpack":
+		var c Unpack
+		synopsis, summary = "--to DIR (--bundle FILE | --blobs DIR --layer D...)", "Unpack layers into DIR atomically."
+		fs.StringVar(&c.To, "to", "", "rootfs directory")
+		fs.StringVar(&c.Bundle, "bundle", "", "take the layers from this bundle file")
+		fs.StringVar(&c.Blobs, "blobs", "", "take the layers from this blob directory")
+		fs.StringArrayVar(&c.Layers, "layer", nil, "layer digest, in order (with --blobs)")
+		result = func() Command { return c }
+	default:
+		return nil, fmt.Errorf("unknown command %q", args[0])
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s %s\n\n%s\n\nFlags:\n%s", fs.Name(), synopsis, summary, fs.FlagUsages())
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%s: unexpected arguments: %v", fs.Name(), fs.Args())
+	}
+	return result(), nil
+}
