@@ -337,13 +337,23 @@ func TestReviewSave(t *testing.T) {
 	if err != nil || len(c.All()) != 1 {
 		t.Fatalf("saved file does not parse back: %v\n%s", err, b)
 	}
-	// Asked for: the password is written, but not shown.
+	// Asked for: the password is written, but not shown; a file that was
+	// readable by others before is not any more, and no temporary is left.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d.keys("p")
 	d.wantScreen("passwd: '***'", "saved in plain text")
 	d.rejectScreen("pw-42")
 	d.keys("s", "enter")
 	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "pw-42") {
 		t.Fatalf("password not saved when asked:\n%s", b)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v after saving the password over a 0644 file, want 0600", fi.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 1 {
+		t.Errorf("directory holds %v, want only %s", entries, path)
 	}
 }
 

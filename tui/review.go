@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"os"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -120,9 +119,9 @@ func secretFields(c *cluster.Cluster) string {
 
 func saveCmd(path string, data []byte, auto bool) tea.Cmd {
 	return func() tea.Msg {
-		// 0600: the file may hold a password, and always holds addresses
-		// and pinned keys.
-		err := os.WriteFile(path, data, 0o600)
+		// The file may hold a password, and always holds addresses and
+		// pinned keys: Save makes it 0600, whatever was there before.
+		err := cluster.Save(path, data)
 		return savedMsg{path: path, err: err, auto: auto}
 	}
 }
