@@ -628,3 +628,56 @@ func TestRequireSignatureRelative(t *testing.T) {
 		t.Errorf("not written back:\n%s", out)
 	}
 }
+
+// Values that end up in shell text, file names on the hosts or the
+// registry's systemd unit accept only characters that cannot change what
+// runs; the error names the field.
+func TestUnsafeValuesRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(c *Cluster)
+		path string // the field named, "" when valid
+	}{
+		{"plain data root", func(c *Cluster) { c.DataRoot = "/opt/sealpack-1.2_x" }, ""},
+		{"data root with a space", func(c *Cluster) { c.DataRoot = "/var/lib/my data" }, "spec.dataRoot"},
+		{"data root with a quote", func(c *Cluster) { c.DataRoot = "/var/lib/it's" }, "spec.dataRoot"},
+		{"data root with $", func(c *Cluster) { c.DataRoot = "/var/lib/$(reboot)" }, "spec.dataRoot"},
+		{"data root with a systemd specifier", func(c *Cluster) { c.DataRoot = "/var/lib/%n" }, "spec.dataRoot"},
+		{"data root with a newline", func(c *Cluster) { c.DataRoot = "/var/lib/x\nExecStartPre=/bin/true" }, "spec.dataRoot"},
+		{"data root with a backslash", func(c *Cluster) { c.DataRoot = `/var/lib/a\b` }, "spec.dataRoot"},
+		{"data root with ..", func(c *Cluster) { c.DataRoot = "/var/lib/../etc" }, "spec.dataRoot"},
+		{"data root /", func(c *Cluster) { c.DataRoot = "/" }, "spec.dataRoot"},
+		{"plain plugin name", func(c *Cluster) { c.Plugins[0].Name = "set-timezone_2.x" }, ""},
+		{"plugin name with a path", func(c *Cluster) { c.Plugins[0].Name = "../../../etc/cron.d/x" }, "plugins[0].metadata.name"},
+		{"plugin name with a space", func(c *Cluster) { c.Plugins[0].Name = "my plugin" }, "plugins[0].metadata.name"},
+		{"plugin name with a quote", func(c *Cluster) { c.Plugins[0].Name = "it's" }, "plugins[0].metadata.name"},
+		{"plugin name starting with -", func(c *Cluster) { c.Plugins[0].Name = "-rf" }, "plugins[0].metadata.name"},
+		{"registry domain with shell text", func(c *Cluster) { c.Registry.Domain = "hub;reboot" }, "spec.registry.domain"},
+		{"registry domain with a space", func(c *Cluster) { c.Registry.Domain = "hub example" }, "spec.registry.domain"},
+		{"cluster name with a slash", func(c *Cluster) { c.Name = "a/b" }, "metadata.name"},
+		{"env name with shell text", func(c *Cluster) { c.Env = []string{"A;reboot=1"} }, "spec.env[0]"},
+		{"host env name with shell text", func(c *Cluster) { c.Hosts[0].Env = []string{"$(id)=1"} }, "spec.hosts[0].env[0]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Cluster{
+				Name:    "safe",
+				Hosts:   []Host{{IPs: []string{"10.0.0.1"}, Roles: []string{RoleMaster}}},
+				Plugins: []Plugin{{Name: "p", Type: "SHELL", Action: ActionPreInstall, Data: "true"}},
+			}
+			tc.edit(c)
+			err := c.Validate()
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			errs := unjoin(err)
+			var e *Error
+			if len(errs) != 1 || !errors.As(errs[0], &e) || e.Path != tc.path {
+				t.Fatalf("errors %v, want one at %s", err, tc.path)
+			}
+		})
+	}
+}

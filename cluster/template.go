@@ -45,7 +45,7 @@ spec:
     domain: sea.hub             # the name hosts use for the embedded registry
     port: 5000
     # addr: 192.0.2.10          # the IP that name resolves to; default: the first master
-  dataRoot: /var/lib/sealpack   # where the installer keeps its files on every host
+  dataRoot: /var/lib/sealpack   # where the installer keeps its files on every host (letters, digits, . _ - /)
   # requireSignature: release.allowed_signers   # refuse an installer not signed by one of these keys
 # A plugin runs a shell script at one point of the install
 # (pre-init-host, post-init-host, pre-install, post-install) on the hosts

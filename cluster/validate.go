@@ -100,8 +100,13 @@ func (v *checker) where(p string) string {
 func (v *checker) err() error { return errors.Join(v.errs...) }
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
-	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
+	// safePathRE is what a path written into scripts and unit files may hold.
+	safePathRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
+	// pluginNameRE: a plugin's name is part of the file that records it on
+	// each host, so it is one plain path element.
+	pluginNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	envKeyRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// Kubernetes label names and values: alphanumerics at both ends.
 	labelNameRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 	dnsLabelRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -121,8 +126,14 @@ func (v *checker) cluster(c *Cluster) {
 	v.env("spec.env", c.Env)
 	v.registry("spec.registry", c.Registry)
 	if c.DataRoot != "" {
-		if !path.IsAbs(c.DataRoot) || path.Clean(c.DataRoot) != c.DataRoot || c.DataRoot == "/" {
+		switch {
+		case !path.IsAbs(c.DataRoot) || path.Clean(c.DataRoot) != c.DataRoot || c.DataRoot == "/":
 			v.errorf("spec.dataRoot", "%q: want an absolute, clean path below / such as %s", c.DataRoot, DefaultDataRoot)
+		case !safePathRE.MatchString(c.DataRoot):
+			// It is written into shell scripts and the registry's systemd
+			// unit, where spaces, quotes, '$', '%' or a newline would change
+			// what runs.
+			v.errorf("spec.dataRoot", "%q: want only letters, digits, '.', '_', '-' and '/' (the path goes into scripts and a systemd unit)", c.DataRoot)
 		}
 	}
 	v.hosts(c.Hosts)
@@ -282,6 +293,8 @@ func (v *checker) plugins(ps []Plugin) {
 		p := fmt.Sprintf("plugins[%d]", i)
 		if pl.Name == "" {
 			v.errorf(p+".metadata.name", "missing (a plugin needs a name)")
+		} else if !pluginNameRE.MatchString(pl.Name) {
+			v.errorf(p+".metadata.name", "%q: want at most 63 letters, digits, '.', '_' and '-', starting with a letter or digit", pl.Name)
 		} else if j, dup := firstAt[pl.Name]; dup {
 			v.errorf(p+".metadata.name", "plugin %q is defined twice: also at %s", pl.Name, v.where(fmt.Sprintf("plugins[%d].metadata.name", j)))
 		} else {

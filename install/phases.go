@@ -312,7 +312,7 @@ func (e *Engine) apps(ctx context.Context, m0 cluster.Node) error {
 			case "kube":
 				cmds = []string{"kubectl apply -f ."}
 			case "helm":
-				cmds = []string{"helm upgrade --install " + name + " ."}
+				cmds = []string{"helm upgrade --install " + shellQuote(name) + " ."}
 			default:
 				cmds = []string{"for f in *.sh; do sh \"$f\" || exit 1; done"}
 			}
