@@ -145,11 +145,21 @@ func (b *Bundle) Signature() (*sshsig.Signature, error) {
 	return readSignature(b.Path)
 }
 
+// unsignedError is a file without its signature: it is both ErrSignature
+// and os.ErrNotExist, and says so once.
+type unsignedError struct{ file, sig string }
+
+func (e unsignedError) Error() string {
+	return fmt.Sprintf("%v: %s is not signed: no %s beside it", ErrSignature, e.file, e.sig)
+}
+
+func (e unsignedError) Is(target error) bool { return target == ErrSignature || target == os.ErrNotExist }
+
 func readSignature(file string) (*sshsig.Signature, error) {
 	p := SignaturePath(file)
 	data, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s is not signed: no %s beside it (%w)", ErrSignature, filepath.Base(file), filepath.Base(p), os.ErrNotExist)
+		return nil, unsignedError{file: filepath.Base(file), sig: filepath.Base(p)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
