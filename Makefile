@@ -30,7 +30,12 @@ gen: assets
 # End to end on the example: build the installer, inspect, verify and extract it, then (as
 # root) install it on two namespaced test hosts, show the result and reset them.
 example: gen
-	./bin/gen -f example/Kubefile -o example/out/installer.run
+	mkdir -p example/out
+	[ -f example/out/release.key ] || ./bin/gen keygen --out example/out/release --identity release@example.com
+	./bin/gen -f example/Kubefile -o example/out/installer.run --sign-key example/out/release.key
+	./bin/gen verify --allowed-signers example/out/release.allowed_signers example/out/installer.run
+	ssh-keygen -Y verify -f example/out/release.allowed_signers -I release@example.com -n sealpack \
+		-s example/out/installer.run.sig < example/out/installer.run
 	./example/out/installer.run inspect
 	./example/out/installer.run verify
 	rm -rf example/out/rootfs

@@ -36,7 +36,8 @@ spec:
     pk: $work/bed/client_key
 YAML
 echo "example: installing on $net.1 (master) and $net.2 (node)"
-"$inst" install --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" | grep -v ': pass '
+"$inst" install --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" \
+  --require-signature example/out/release.allowed_signers | grep -v ': pass '
 for i in 1 2; do
   echo "example: host $i says: $(scripts/testbed/testbed.sh exec "$bed" "$i" cat /etc/demo/initialised)"
 done
