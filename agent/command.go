@@ -81,6 +81,33 @@ type Unpack struct {
 	Layers []string
 }
 
+// APIProxy is the node-local, health-checked API endpoint of an HA cluster
+// (package apiproxy): it listens on Listen and forwards each connection to
+// a healthy one of Backends, or of the host:port lines of BackendsFile,
+// which it reads again every Interval (zero: the proxy's default). Cluster
+// images run it as a service.
+type APIProxy struct {
+	Listen       string
+	Backends     []string
+	BackendsFile string
+	Interval     time.Duration
+}
+
+// Args renders the command for Parse.
+func (c APIProxy) Args() []string {
+	a := []string{"api-proxy", "--listen=" + c.Listen}
+	for _, b := range c.Backends {
+		a = append(a, "--backend="+b)
+	}
+	if c.BackendsFile != "" {
+		a = append(a, "--backends-file="+c.BackendsFile)
+	}
+	if c.Interval != 0 {
+		a = append(a, "--interval="+c.Interval.String())
+	}
+	return a
+}
+
 // Args renders the command for Parse.
 func (c ReceiveBlob) Args() []string {
 	return []string{"receive-blob", "--digest=" + c.Digest, "--dir=" + c.Dir}
@@ -128,7 +155,7 @@ func (c Unpack) Args() []string {
 // errors are written to stderr; --help returns pflag.ErrHelp.
 func Parse(args []string, stderr io.Writer) (Command, error) {
 	if len(args) == 0 {
-		return nil, errors.New("expected receive-blob, fetch-blob, serve-blobs or unpack")
+		return nil, errors.New("expected receive-blob, fetch-blob, serve-blobs, unpack or api-proxy")
 	}
 	fs := pflag.NewFlagSet("agent "+args[0], pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -166,6 +193,14 @@ func Parse(args []string, stderr io.Writer) (Command, error) {
 		fs.StringVar(&c.Bundle, "bundle", "", "take the layers from this bundle file")
 		fs.StringVar(&c.Blobs, "blobs", "", "take the layers from this blob directory")
 		fs.StringArrayVar(&c.Layers, "layer", nil, "layer digest, in order (with --blobs)")
+		result = func() Command { return c }
+	case "api-proxy":
+		var c APIProxy
+		synopsis, summary = "--listen IP:PORT (--backend HOST:PORT... | --backends-file FILE)", "Forward connections to whichever API server answers: the HA endpoint of a host."
+		fs.StringVar(&c.Listen, "listen", "", "address to listen on, e.g. 127.0.0.1:6443")
+		fs.StringArrayVar(&c.Backends, "backend", nil, "an API server, host:port (repeat)")
+		fs.StringVar(&c.BackendsFile, "backends-file", "", "a file of host:port lines, read again while running; wins over --backend once it exists")
+		fs.DurationVar(&c.Interval, "interval", 0, "time between health checks (0: 2s)")
 		result = func() Command { return c }
 	default:
 		return nil, fmt.Errorf("unknown command %q", args[0])

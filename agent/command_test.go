@@ -24,6 +24,8 @@ func TestCommandLinesRoundTrip(t *testing.T) {
 		ServeBlobs{Addr: "10.0.0.1:0", Dir: odd, AddrFile: odd + ".addr", IdleTimeout: 10 * time.Minute},
 		ServeBlobs{Addr: "[fd00::1]:0", File: odd},
 		Unpack{To: odd, Bundle: odd + ".run"},
+		APIProxy{Listen: "127.0.0.1:6443", Backends: []string{"10.0.0.1:6443", "[fd00::1]:6443"}, BackendsFile: odd, Interval: 3 * time.Second},
+		APIProxy{Listen: "127.0.0.1:6443", BackendsFile: odd},
 		Unpack{To: odd, Blobs: odd, Layers: []string{digest, "sha256:" + strings.Repeat("01", 32)}},
 	}
 	// The "program" prints the words the shell gives it, NUL-terminated.
