@@ -194,7 +194,7 @@ func TestReadBackendsErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name, body, want string
-		addrs           []string
+		addrs            []string
 	}{
 		{name: "ok", body: "10.0.0.1:6443\n\n# c\n10.0.0.2:6443 # second\n10.0.0.1:6443\n", addrs: []string{"10.0.0.1:6443", "10.0.0.2:6443"}},
 		{name: "ipv6", body: "[fd00::1]:6443\n", addrs: []string{"[fd00::1]:6443"}},
