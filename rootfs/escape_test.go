@@ -74,10 +74,10 @@ func plantSentinels(t *testing.T, base string) string {
 func assertContained(t *testing.T, base, dir string) {
 	t.Helper()
 	filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			if p == dir {
-				return filepath.SkipDir
-			}
+		if p == dir {
+			return filepath.SkipDir
+		}
+		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(base, p)
