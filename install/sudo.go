@@ -94,15 +94,17 @@ func (g *sudoGate) watch(r io.Reader, w io.Writer) {
 			w.Write(buf[:n])
 		default:
 			head = append(head, buf[:n]...)
-			for ; bytes.Count(head, []byte(sudoPrompt)) > prompts; prompts++ {
-				if prompts > 0 {
+			if n := bytes.Count(head, []byte(sudoPrompt)); n > prompts {
+				if prompts == 0 {
+					g.prompted <- struct{}{}
+				}
+				if n > 1 {
 					// Asked again: the password was wrong. Sending
 					// nothing more makes sudo fail.
 					g.rejected.Store(true)
 					g.end()
-					break
 				}
-				g.prompted <- struct{}{}
+				prompts = n
 			}
 			if i := bytes.Index(head, []byte(sudoStarted+"\n")); i >= 0 {
 				w.Write(bytes.ReplaceAll(head[:i], []byte(sudoPrompt), nil))

@@ -1,6 +1,10 @@
 package install_test
 
 import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -78,6 +82,17 @@ func TestSudoPasswordNeverReachesTheCommand(t *testing.T) {
 				}
 				if strings.Contains(got, bed.Password) || got != "" {
 					t.Fatalf("run %d: a command without input read %q (the sudo password)", i, got)
+				}
+				// A large stream (as a layer upload is) arrives whole.
+				big := make([]byte, 8<<20)
+				rand.Read(big)
+				sum := sha256.Sum256(big)
+				var digest strings.Builder
+				if err := c.Exec(ctx, "sha256sum | cut -d' ' -f1", bytes.NewReader(big), &digest, nil, time.Minute); err != nil {
+					t.Fatalf("run %d: %v", i, err)
+				}
+				if got := strings.TrimSpace(digest.String()); got != hex.EncodeToString(sum[:]) {
+					t.Fatalf("run %d: 8 MiB piped through sudo hash to %s", i, got)
 				}
 				// Standard error and the exit status come through as they are.
 				var ce *install.CommandError
