@@ -13,13 +13,22 @@ func (b *Bundle) SingleSize() int64 { return b.Trailer.LogicalSize + TrailerSize
 // is not any of the signed files (see Sign): it is the engine's copy on
 // hosts, checked there against the index's digests.
 func (b *Bundle) WriteSingle(w io.Writer) (int64, error) {
+	return b.WriteSingleFrom(w, 0)
+}
+
+// WriteSingleFrom is WriteSingle without the first off bytes: with the
+// stub's size, the bundle for a host that already has the stub.
+func (b *Bundle) WriteSingleFrom(w io.Writer, off int64) (int64, error) {
 	t := b.Trailer
 	t.PartSize = 0
+	if off < 0 || off > t.LogicalSize {
+		return 0, fmt.Errorf("write bundle from %d: outside its %d bytes", off, t.LogicalSize)
+	}
 	tb, err := t.MarshalBinary()
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(w, io.NewSectionReader(b.content, 0, t.LogicalSize))
+	n, err := io.Copy(w, io.NewSectionReader(b.content, off, t.LogicalSize-off))
 	if err != nil {
 		return n, fmt.Errorf("copy bundle content: %w", err)
 	}

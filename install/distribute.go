@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,24 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 			return err
 		}
 		if err := e.stepID(ctx, n, "distribute", "stub", digest, func(ctx context.Context, c *Conn) (string, error) {
+			// Hosts but the first master take the agent from a host that
+			// has it, as they take the layers: this machine sends it once.
+			if n.IP != m0.IP && shared && e.opts.Bundle.Index.Agent != "" {
+				var src source
+				select {
+				case src = <-sources:
+					defer func() { sources <- src }()
+				case <-ctx.Done():
+					return "", ctx.Err()
+				}
+				if src.addr != "" {
+					err := e.fetchProgram(ctx, c, src, digest, size, token)
+					if err == nil {
+						return progress.Bytes(size) + " from " + src.host.IP, nil
+					}
+					e.emit(Event{Kind: Info, Host: n.IP, Phase: "distribute", Message: fmt.Sprintf("program from %s failed (%v): sending from this machine", src.host.IP, err)})
+				}
+			}
 			sent.Add(size)
 			return progress.Bytes(size), e.upload(ctx, c, "distribute", "stub", prog, size, digest, e.stubPath(), "755")
 		}); err != nil {
@@ -228,19 +247,21 @@ func netJoin(host, port string) string {
 func (e *Engine) bundleCopyPath() string { return e.remote("bundle", "installer.run") }
 
 // copyBundle copies the whole bundle as one file to the first master and
-// verifies every byte there with the copied program.
+// verifies every byte there with the copied program. The file starts with
+// the stub, which the host already has (the step before): only the rest
+// crosses the link, so this machine sends the installer once.
 func (e *Engine) copyBundle(ctx context.Context, n cluster.Node, sent *atomic.Int64) error {
 	b := e.opts.Bundle
 	return e.stepID(ctx, n, "distribute", "bundle", e.bundleID(), func(ctx context.Context, c *Conn) (string, error) {
 		pr, pw := io.Pipe()
 		go func() {
-			_, err := b.WriteSingle(pw)
+			_, err := b.WriteSingleFrom(pw, b.Trailer.StubSize)
 			pw.CloseWithError(err)
 		}()
 		dst := e.bundleCopyPath()
-		cmd := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && chmod 0700 \"$(dirname %[1]s)\" && (umask 077 && cat > %[2]s) && %[3]s verify --quiet --bundle %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; exit 1; }",
+		cmd := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && chmod 0700 \"$(dirname %[1]s)\" && (umask 077 && { cat %[3]s && cat; } > %[2]s) && %[3]s verify --quiet --bundle %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; exit 1; }",
 			shellQuote(dst), shellQuote(dst+".partial"), shellQuote(e.stubPath()))
-		size := b.SingleSize()
+		size := b.SingleSize() - b.Trailer.StubSize
 		rd := &progressReader{r: pr, total: size, emit: func(done, total int64) {
 			e.emit(Event{Kind: Progress, Host: n.IP, Phase: "distribute", Step: "bundle", Bytes: done, Total: total})
 		}}
@@ -269,7 +290,14 @@ func (e *Engine) unpackBundle(ctx context.Context, n cluster.Node) error {
 func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64, sources chan source, token string, serve func(context.Context, cluster.Node, agent.ServeBlobs) (source, bool)) error {
 	b := e.opts.Bundle
 	return e.stepID(ctx, n, "distribute", "layers", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
-		have, err := c.Output(ctx, "ls "+shellQuote(e.blobDir()+"/sha256")+" 2>/dev/null || true", time.Minute)
+		// The host's program goes beside its blobs (a hard link), so that
+		// its blob server hands it on to hosts that do not have it yet.
+		link := ""
+		if b.Index.Agent != "" {
+			prog := e.blobDir() + "/sha256/" + strings.TrimPrefix(b.Index.Agent, "sha256:")
+			link = fmt.Sprintf(" && { [ -e %[1]s ] || ln -f %[2]s %[1]s; }", shellQuote(prog), shellQuote(e.stubPath()))
+		}
+		have, err := c.Output(ctx, fmt.Sprintf("mkdir -p %[1]s%[2]s && ls %[1]s", shellQuote(e.blobDir()+"/sha256"), link), time.Minute)
 		if err != nil {
 			return "", err
 		}
@@ -328,6 +356,56 @@ func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *ato
 		}
 		return fmt.Sprintf("%d layers, %s from %s", len(need), progress.Bytes(bytes), from), nil
 	})
+}
+
+// fetchScript fetches a blob from another host's blob server with bash's
+// /dev/tcp, before the host has any program of ours: the token comes on
+// stdin (never in an argument), the response's headers are read a line at a
+// time (bash reads sockets a byte at a time, so the body is untouched), and
+// the file is moved into place only when its SHA-256 matches. Exit 90: no
+// bash on this host.
+const fetchScript = `command -v bash >/dev/null 2>&1 || exit 90
+exec bash -c '
+set -e
+read -r T
+host=$1 port=$2 path=$3 dst=$4 hex=$5
+mkdir -p "$(dirname "$dst")"
+exec 3<>"/dev/tcp/$host/$port"
+printf "GET %s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n" "$path" "$host" "$T" >&3
+IFS= read -r status <&3 || true
+case $status in "HTTP/1."?" 200"*) ;; *) echo "blob server answered: ${status%$(printf "\r")}" >&2; exit 1 ;; esac
+while IFS= read -r line <&3; do line=${line%$(printf "\r")}; [ -z "$line" ] && break; done
+cat <&3 > "$dst.partial"
+if echo "$hex  $dst.partial" | sha256sum -c --status; then chmod 755 "$dst.partial"; mv -f "$dst.partial" "$dst"
+else rm -f "$dst.partial"; echo "checksum mismatch" >&2; exit 1; fi
+' sealpack-fetch "$@"`
+
+// fetchProgram has the host fetch its program from src's blob server.
+func (e *Engine) fetchProgram(ctx context.Context, c *Conn, src source, digest string, size int64, token string) error {
+	b := e.opts.Bundle
+	path := fmt.Sprintf("/blobs/%s?size=%d", digest, size)
+	if src.bundle {
+		_, bl, err := b.Blob(digest)
+		if err != nil {
+			return err
+		}
+		path = fmt.Sprintf("/range/%d/%d", bl.Offset, bl.Size)
+	}
+	host, port, err := net.SplitHostPort(src.addr)
+	if err != nil {
+		return err
+	}
+	cmd := "set -- " + strings.Join([]string{shellQuote(host), shellQuote(port), shellQuote(path), shellQuote(e.stubPath()), shellQuote(strings.TrimPrefix(digest, "sha256:"))}, " ") + "\n" + fetchScript
+	var errOut strings.Builder
+	err = c.Exec(ctx, cmd, strings.NewReader(token+"\n"), io.Discard, &errOut, 10*time.Minute)
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		if ce.Status == 90 {
+			return errors.New("no bash on the host to fetch with")
+		}
+		ce.Stderr, ce.Cmd = strings.TrimSpace(errOut.String()), "fetch the program"
+	}
+	return err
 }
 
 // sendLayer moves one layer blob to the host: streamed from this machine

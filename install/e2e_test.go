@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -639,6 +640,17 @@ func TestNodesThatFailDoNotStopTheOthers(t *testing.T) {
 	if code == 0 {
 		t.Fatalf("install with two failing nodes exited 0:\n%s", out)
 	}
+	// Nodes took the agent from hosts that had it, and the first master
+	// the bundle without the stub it already had: this machine sent the
+	// installer once (plus a little framing), not once plus a program per host.
+	sent, size := sentBytes(t, out), fileSize(t, r.inst)
+	t.Logf("this machine sent %d bytes for a %d-byte installer to 5 hosts (%.3fx)", sent, size, float64(sent)/float64(size))
+	if sent > size+(1<<20) {
+		t.Errorf("this machine sent %d bytes for a %d-byte installer to 5 hosts:\n%s", sent, size, out)
+	}
+	if n := strings.Count(out, "distribute/stub: done in"); n != 5 || strings.Count(out, " from 10.") < 4 {
+		t.Errorf("want 4 nodes' programs from other hosts (%d stub steps):\n%s", n, out)
+	}
 	if !strings.Contains(out, "2 of 5 hosts failed") {
 		t.Errorf("the error does not count the failed hosts:\n%s", out)
 	}
@@ -677,4 +689,27 @@ func TestNodesThatFailDoNotStopTheOthers(t *testing.T) {
 			t.Errorf("re-run did not finish %s:\n%s", r.ip(i), out)
 		}
 	}
+}
+
+// sentBytes reads what the install says this machine sent.
+func sentBytes(t *testing.T, out string) int64 {
+	t.Helper()
+	m := regexp.MustCompile(`sent ([0-9.]+) (B|KiB|MiB|GiB) from this machine`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no \"sent ... from this machine\" in the output:\n%s", out)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(v * float64(map[string]int64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]))
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
