@@ -713,3 +713,29 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+// TestKubectlWhenTheFirstMasterIsDown: installer.run kubectl uses the next
+// master when the first does not answer, and says so; preflight warns that
+// two masters are no more available than one.
+func TestKubectlWhenTheFirstMasterIsDown(t *testing.T) {
+	r := newRig(t, 3)
+	r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s, %s]\n      roles: [master]\n    - ips: [%s]\n      roles: [node]\n", r.ip(0), r.ip(1), r.ip(2)) + rootSSH(r.bed.KeyPath))
+	ctx := t.Context()
+	out, code := r.run(ctx, "install")
+	if code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "masters: warn 2 masters: etcd keeps quorum only while more than half of them live") {
+		t.Errorf("no warning about two masters:\n%s", out)
+	}
+	if err := r.bed.StopSSH(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, code = r.run(ctx, "kubectl", "get", "nodes")
+	if code != 0 || !strings.Contains(out, "kubectl get nodes on "+r.bed.Hosts[1].Name) {
+		t.Fatalf("kubectl with the first master down: exit %d, want it run on %s:\n%s", code, r.bed.Hosts[1].Name, out)
+	}
+	if !strings.Contains(out, "using master "+r.ip(1)) {
+		t.Errorf("kubectl did not say it used the second master:\n%s", out)
+	}
+}

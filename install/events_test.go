@@ -58,3 +58,27 @@ func TestPlainSinkSummarisesBigPhases(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckMastersWarnsAboutEvenCounts(t *testing.T) {
+	for _, tc := range []struct {
+		masters int
+		want    string
+	}{
+		{1, ""},
+		{2, "2 masters: etcd keeps quorum only while more than half of them live, so losing either stops the cluster, as with 1 master; use 3 masters"},
+		{3, ""},
+		{4, "the cluster survives 1 master failure(s), as with 3 masters; use 5"},
+		{5, ""},
+	} {
+		got := checkMasters(tc.masters)
+		if tc.want == "" {
+			if len(got) != 0 {
+				t.Errorf("%d masters: %v, want no warning", tc.masters, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].Status != Warn || !strings.Contains(got[0].Reason, tc.want) {
+			t.Errorf("%d masters: %+v, want a warning with %q", tc.masters, got, tc.want)
+		}
+	}
+}

@@ -92,11 +92,21 @@ func algorithmsFor(types []string) []string {
 // key is ever accepted, whatever the order of the host's keys.
 func dialHostKey(ctx context.Context, node cluster.Node, cfg *ssh.ClientConfig) (*ssh.Client, error) {
 	c := *cfg
+	var mismatch error // the first key that was not the pinned one
 	for {
 		client, err := dialContext(ctx, node.Addr(), &c)
 		var hk *HostKeyError
 		if !strings.HasPrefix(node.HostKey, "SHA256:") || !errors.As(err, &hk) || !hk.Pinned {
+			if err != nil && mismatch != nil {
+				// The host has no other key type to offer (or the narrowed
+				// dial failed): what the user must hear is that the key
+				// it showed is not the pinned one.
+				return nil, mismatch
+			}
 			return client, err
+		}
+		if mismatch == nil {
+			mismatch = err
 		}
 		left := slices.DeleteFunc(slices.Clone(c.HostKeyAlgorithms), func(a string) bool {
 			return slices.Contains(algorithmsFor([]string{hk.KeyType}), a)

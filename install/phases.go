@@ -437,9 +437,10 @@ func KubeconfigHint(labels map[string]string, master0 string) string {
 // (default bin/kubectl).
 const LabelKubectl = "io.sealpack.kubectl"
 
-// Kubectl runs the bundle's kubectl on the first master against the new
-// cluster (its admin kubeconfig, from LabelKubeconfig), streaming its
-// output: it works wherever SSH reaches, even when the API port does not.
+// Kubectl runs the bundle's kubectl on a master against the cluster (its
+// admin kubeconfig, from LabelKubeconfig), streaming its output: it works
+// wherever SSH reaches, even when the API port does not. The first master
+// is asked first; when it does not answer, the next one (anyMaster).
 func (e *Engine) Kubectl(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	labels := e.opts.Bundle.Index.Config.Labels
 	kubeconfig := labels[LabelKubeconfig]
@@ -450,8 +451,7 @@ func (e *Engine) Kubectl(ctx context.Context, args []string, stdin io.Reader, st
 	if kubectl == "" {
 		kubectl = "bin/kubectl"
 	}
-	m0 := e.c.Master0()
-	c, err := e.conn(ctx, m0)
+	c, err := e.anyMaster(ctx)
 	if err != nil {
 		return err
 	}
@@ -467,7 +467,34 @@ func (e *Engine) Kubectl(ctx context.Context, args []string, stdin io.Reader, st
 	return err
 }
 
-// FetchKubeconfig copies the admin kubeconfig from the first master to dst
+// masterDialTimeout bounds the wait for one master in anyMaster: a master
+// that is powered off answers nothing, and the next one should be asked.
+const masterDialTimeout = 15 * time.Second
+
+// anyMaster connects to the first master that answers, in the order of the
+// Clusterfile, and says when it is not the first: commands that only need
+// a master keep working while the first one is down.
+func (e *Engine) anyMaster(ctx context.Context) (*Conn, error) {
+	var errs []error
+	for _, m := range e.c.Masters() {
+		dctx, cancel := context.WithTimeout(ctx, masterDialTimeout)
+		c, err := e.conn(dctx, m)
+		cancel()
+		if err == nil {
+			if len(errs) > 0 {
+				e.emit(Event{Kind: Warning, Host: m.IP, Message: fmt.Sprintf("using master %s: %v", m.IP, errors.Join(errs...))})
+			}
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("no master answers: %w", errors.Join(errs...))
+}
+
+// FetchKubeconfig copies the admin kubeconfig from a master to dst
 // (mode 0600), so the user has it where the installer keeps its state.
 // It does nothing when the image does not say where it is.
 func (e *Engine) FetchKubeconfig(ctx context.Context, dst string) (bool, error) {
@@ -475,13 +502,13 @@ func (e *Engine) FetchKubeconfig(ctx context.Context, dst string) (bool, error) 
 	if p == "" {
 		return false, nil
 	}
-	c, err := e.conn(ctx, e.c.Master0())
+	c, err := e.anyMaster(ctx)
 	if err != nil {
 		return false, err
 	}
 	out, err := c.Output(ctx, "cat "+shellQuote(p), time.Minute)
 	if err != nil {
-		return false, fmt.Errorf("read the kubeconfig %s on %s: %w", p, e.c.Master0().IP, err)
+		return false, fmt.Errorf("read the kubeconfig %s on %s: %w", p, c.Node.IP, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return false, err

@@ -102,6 +102,7 @@ func (e *Engine) Preflight(ctx context.Context) ([]CheckResult, error) {
 		return nil
 	})
 	add(e.checkHostnames(nodes)...)
+	add(checkMasters(len(e.c.Masters()))...)
 	sort.SliceStable(results, func(i, j int) bool { return hostOrder(nodes, results[i].Host) < hostOrder(nodes, results[j].Host) })
 	var failed []CheckResult
 	for _, r := range results {
@@ -205,6 +206,22 @@ func (e *Engine) portsNeeded(n cluster.Node) []int {
 		}
 	}
 	return ports
+}
+
+// checkMasters warns about a number of masters whose etcd gains nothing from
+// the last one: it keeps quorum while more than half its members live, so 2
+// masters survive no failure (less than 1 master does) and 4 survive one, as
+// 3 do. It is a warning: a site may add the third master later.
+func checkMasters(n int) []CheckResult {
+	if n < 2 || n%2 == 1 {
+		return nil
+	}
+	survives := "losing either stops the cluster, as with 1 master"
+	if tolerated := (n - 1) / 2; tolerated > 0 {
+		survives = fmt.Sprintf("the cluster survives %d master failure(s), as with %d masters", tolerated, n-1)
+	}
+	return []CheckResult{{Host: "cluster", Check: "masters", Status: Warn, Reason: fmt.Sprintf(
+		"%d masters: etcd keeps quorum only while more than half of them live, so %s; use %d masters for high availability", n, survives, n+1)}}
 }
 
 func (e *Engine) checkHostnames(nodes []cluster.Node) []CheckResult {

@@ -148,7 +148,7 @@ func reportKubeconfig(ctx context.Context, env *Env, e *install.Engine, b *bundl
 }
 
 func runKubectl(ctx context.Context, env *Env, args []string) error {
-	fs := flags(env, "kubectl", "--answers FILE [kubectl arguments...]", "Run the bundle's kubectl on the first master against the installed cluster, e.g.\n  kubectl --answers cluster.yaml get nodes -o wide")
+	fs := flags(env, "kubectl", "--answers FILE [kubectl arguments...]", "Run the bundle's kubectl on the first master that answers against the installed cluster, e.g.\n  kubectl --answers cluster.yaml get nodes -o wide")
 	fs.SetInterspersed(false) // everything after the first argument is kubectl's
 	f := addEngineFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -169,7 +169,10 @@ func runKubectl(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer b.Close()
-	e, err := install.New(install.Options{Cluster: c, Bundle: b, HostKeys: install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew}})
+	// Events go to stderr: kubectl's own output stays clean for pipes, and
+	// the user still hears when a master other than the first answered.
+	e, err := install.New(install.Options{Cluster: c, Bundle: b, HostKeys: install.HostKeyPolicy{KnownHosts: f.knownHosts, AcceptNew: f.acceptNew},
+		Sink: &install.PlainSink{W: env.Stderr}})
 	if err != nil {
 		return err
 	}
