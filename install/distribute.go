@@ -87,7 +87,7 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 		bg := context.WithoutCancel(ctx)
 		for _, n := range servers {
 			if c, err := e.conn(bg, n); err == nil {
-				c.Output(bg, "kill $(cat "+shellQuote(e.remote("state", "blobs.pid"))+") 2>/dev/null; rm -f "+shellQuote(e.remote("state", "blobs.pid")), time.Minute)
+				c.Output(bg, e.stopBlobServerScript(), time.Minute)
 			}
 		}
 	}()
@@ -222,12 +222,11 @@ func (e *Engine) startBlobServer(ctx context.Context, n cluster.Node, what agent
 		return "", err
 	}
 	addrFile, pidFile := e.remote("state", "blobs.addr"), e.remote("state", "blobs.pid")
-	what.Addr, what.AddrFile, what.IdleTimeout = netJoin(n.IP, "0"), addrFile, 10*time.Minute
-	script := fmt.Sprintf(`%[1]s
+	script := e.stopBlobServerScript() + fmt.Sprintf(`
+%[1]s
 mkdir -p "$(dirname %[3]s)"; rm -f %[3]s
-[ -f %[4]s ] && kill "$(cat %[4]s)" 2>/dev/null
 setsid %[2]s >/dev/null 2>&1 </dev/null &
-echo $! > %[4]s
+pidrecord $! > %[4]s
 i=0; until [ -s %[3]s ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
 cat %[3]s`, readToken, agent.Line(e.stubPath(), what), shellQuote(addrFile), shellQuote(pidFile))
 	var out strings.Builder
@@ -235,6 +234,15 @@ cat %[3]s`, readToken, agent.Line(e.stubPath(), what), shellQuote(addrFile), she
 		return "", err
 	}
 	return strings.TrimSpace(out.String()), nil
+}
+
+// stopBlobServerScript stops the host's blob server, if its pid file still
+// names it.
+func (e *Engine) stopBlobServerScript() string {
+	return procShell + fmt.Sprintf(`
+ours %[1]s serve-blobs && kill "$(cut -d' ' -f1 %[1]s)" 2>/dev/null
+rm -f %[1]s
+true`, shellQuote(e.remote("state", "blobs.pid")))
 }
 
 func netJoin(host, port string) string {

@@ -48,6 +48,16 @@ type Engine struct {
 	// nodes this run left behind (run.go).
 	counts map[string]*HostCount
 	failed []HostFailure
+	// holder is this run, once a command that changes the cluster began:
+	// every connection then holds its host's run lock (locked).
+	holder *Holder
+	locked map[*Conn]bool
+	// runID names this engine's run on hosts (locks, detached scripts).
+	runID string
+	// runnerOffsets is how much of each detached script's log was shown,
+	// by host and key.
+	runnerOffsets map[string]int64
+	dialMu        map[string]*sync.Mutex // one dial per host at a time
 }
 
 // New returns an engine for the options.
@@ -65,7 +75,12 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registry == "" {
 		opts.Registry = fmt.Sprintf("%s:%d", opts.Cluster.Master0().IP, opts.Cluster.Registry.Port)
 	}
-	e := &Engine{opts: opts, c: opts.Cluster, conns: map[string]*Conn{}, facts: map[string]*Facts{}, counts: map[string]*HostCount{}}
+	runID, err := newRunID()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, c: opts.Cluster, conns: map[string]*Conn{}, facts: map[string]*Facts{}, counts: map[string]*HostCount{},
+		locked: map[*Conn]bool{}, dialMu: map[string]*sync.Mutex{}, runID: runID, runnerOffsets: map[string]int64{}}
 	st, err := loadState(opts.StateFile, func(msg string) { e.emit(Event{Kind: Warning, Message: msg}) })
 	if err != nil {
 		return nil, err
@@ -81,6 +96,7 @@ func (e *Engine) Close() error {
 	for ip, c := range e.conns {
 		c.Close()
 		delete(e.conns, ip)
+		delete(e.locked, c)
 	}
 	return nil
 }
@@ -133,21 +149,44 @@ func forEach(ctx context.Context, nodes []cluster.Node, limit int, fn func(conte
 }
 
 // conn returns the host's connection, dialling it if needed or if the last
-// one was lost.
+// one was lost. Once a run began, the connection holds the host's run lock.
 func (e *Engine) conn(ctx context.Context, n cluster.Node) (*Conn, error) {
 	e.mu.Lock()
-	c := e.conns[n.IP]
+	dmu := e.dialMu[n.IP]
+	if dmu == nil {
+		dmu = &sync.Mutex{}
+		e.dialMu[n.IP] = dmu
+	}
 	e.mu.Unlock()
+	dmu.Lock()
+	defer dmu.Unlock()
+	e.mu.Lock()
+	c, holder, locked := e.conns[n.IP], e.holder, false
 	if c != nil {
+		locked = e.locked[c]
+	}
+	e.mu.Unlock()
+	if c != nil && (holder == nil || locked) {
 		return c, nil
 	}
-	c, err := Dial(ctx, n, &e.opts.HostKeys, &e.knownHostsMu, e.opts.Timeouts)
-	if err != nil {
-		return nil, err
+	if c == nil {
+		var err error
+		if c, err = Dial(ctx, n, &e.opts.HostKeys, &e.knownHostsMu, e.opts.Timeouts); err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		e.conns[n.IP] = c
+		e.mu.Unlock()
 	}
-	e.mu.Lock()
-	e.conns[n.IP] = c
-	e.mu.Unlock()
+	if holder != nil {
+		if err := e.lockHost(ctx, c); err != nil {
+			e.dropConn(n.IP)
+			return nil, err
+		}
+		e.mu.Lock()
+		e.locked[c] = true
+		e.mu.Unlock()
+	}
 	return c, nil
 }
 
@@ -158,6 +197,7 @@ func (e *Engine) dropConn(ip string) {
 	if c := e.conns[ip]; c != nil {
 		c.Close()
 		delete(e.conns, ip)
+		delete(e.locked, c)
 	}
 }
 

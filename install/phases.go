@@ -36,6 +36,15 @@ const (
 // every host; steps already done are skipped, so a re-run after any failure
 // resumes at the step that failed.
 func (e *Engine) Install(ctx context.Context) error {
+	release, err := e.begin("install")
+	if err != nil {
+		return err
+	}
+	defer release()
+	return e.install(ctx)
+}
+
+func (e *Engine) install(ctx context.Context) error {
 	if err := e.preflightAndCheck(ctx); err != nil {
 		return err
 	}
@@ -110,6 +119,11 @@ func (e *Engine) notMaster0(nodes []cluster.Node) []cluster.Node {
 // Join adds the hosts of the Clusterfile that are not part of the cluster
 // yet. The first master must be installed; everything already done is skipped.
 func (e *Engine) Join(ctx context.Context) error {
+	release, err := e.begin("join")
+	if err != nil {
+		return err
+	}
+	defer release()
 	m0 := e.c.Master0()
 	c, err := e.conn(ctx, m0)
 	if err != nil {
@@ -118,7 +132,7 @@ func (e *Engine) Join(ctx context.Context) error {
 	if out, _ := c.Output(ctx, "cat "+shellQuote(e.markerPath(PhaseInitMaster0))+" 2>/dev/null || true", time.Minute); strings.TrimSpace(out) == "" {
 		return fmt.Errorf("join: %s has no cluster yet (init-master0 never finished): run install first", m0.IP)
 	}
-	return e.Install(ctx)
+	return e.install(ctx)
 }
 
 // The variables every script gets, as docs/IMAGE-AUTHORS.md documents them.
@@ -214,7 +228,7 @@ func (e *Engine) runScript(ctx context.Context, c *Conn, phase, label, dir strin
 // runPhase runs scripts/<phase>.sh of the rootfs on a host, if it exists.
 func (e *Engine) runPhase(ctx context.Context, n cluster.Node, phase string) error {
 	return e.step(ctx, n, phase, phase, func(ctx context.Context, c *Conn) (string, error) {
-		return "", e.runScript(ctx, c, phase, "scripts/"+phase+".sh", e.rootfsPath(), e.scriptEnv(n), phaseScript(phase))
+		return "", e.runDetached(ctx, c, phase, "scripts/"+phase+".sh", phase, e.rootfsPath(), e.scriptEnv(n), phaseScript(phase))
 	})
 }
 
@@ -232,8 +246,9 @@ func (e *Engine) plugins(ctx context.Context, n cluster.Node, action string) err
 		if p.Action != action || !p.Applies(n.Roles) {
 			continue
 		}
-		err := e.step(ctx, n, "plugin", "plugin-"+action+"-"+p.Name, func(ctx context.Context, c *Conn) (string, error) {
-			return "", e.runScript(ctx, c, "plugin", "plugin "+p.Name, e.rootfsPath(), e.scriptEnv(n), p.Data)
+		step := "plugin-" + action + "-" + p.Name
+		err := e.step(ctx, n, "plugin", step, func(ctx context.Context, c *Conn) (string, error) {
+			return "", e.runDetached(ctx, c, "plugin", "plugin "+p.Name, step, e.rootfsPath(), e.scriptEnv(n), p.Data)
 		})
 		if err != nil {
 			return err
@@ -325,8 +340,8 @@ func (e *Engine) apps(ctx context.Context, m0 cluster.Node) error {
 		return nil
 	}
 	return e.step(ctx, m0, "apps", "apps", func(ctx context.Context, c *Conn) (string, error) {
-		for _, j := range jobs {
-			if err := e.runScript(ctx, c, "apps", j.label, j.dir, e.scriptEnv(m0, j.env...), j.script); err != nil {
+		for i, j := range jobs {
+			if err := e.runDetached(ctx, c, "apps", j.label, fmt.Sprintf("apps-%d", i), j.dir, e.scriptEnv(m0, j.env...), j.script); err != nil {
 				return "", err
 			}
 		}
@@ -353,6 +368,11 @@ func findApp(cfg bundle.Config, name string) *bundle.App {
 // instead of waiting out the timeouts of a cluster that is already gone.
 // Every host is reset even when another fails; the errors are joined.
 func (e *Engine) Reset(ctx context.Context) error {
+	release, err := e.begin("reset")
+	if err != nil {
+		return err
+	}
+	defer release()
 	m0 := e.c.Master0()
 	var first []cluster.Node
 	for _, n := range e.c.All() {
@@ -360,7 +380,7 @@ func (e *Engine) Reset(ctx context.Context) error {
 			first = append(first, n)
 		}
 	}
-	err := errors.Join(
+	err = errors.Join(
 		forEach(ctx, first, e.opts.Parallel, e.resetHost),
 		forEach(ctx, []cluster.Node{m0}, 1, e.resetHost))
 	if serr := e.state.save(); err == nil {
@@ -380,8 +400,8 @@ func (e *Engine) resetHost(ctx context.Context, n cluster.Node) error {
 	e.emit(Event{Kind: StepStart, Host: n.IP, Phase: "reset", Step: PhaseResetHost})
 	// The registry is stopped even when the image's script fails; the
 	// script's failure still fails the reset.
-	script := fmt.Sprintf("rc=0\nif [ -d %[1]s ]; then (cd %[1]s && %[2]s) || rc=$?; fi\n%[3]s\nexit $rc",
-		shellQuote(e.rootfsPath()), phaseScript(PhaseResetHost), e.stopRegistryScript())
+	script := fmt.Sprintf("%[4]s\nrc=0\nif [ -d %[1]s ]; then (cd %[1]s && %[2]s) || rc=$?; fi\n%[3]s\nexit $rc",
+		shellQuote(e.rootfsPath()), phaseScript(PhaseResetHost), e.stopRegistryScript(), e.stopRunnersScript())
 	if err := e.runScript(ctx, c, "reset", "scripts/reset-host.sh", "/", e.scriptEnv(n), script); err != nil {
 		e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Err: err})
 		return err

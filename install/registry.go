@@ -59,7 +59,7 @@ UNIT
   systemctl daemon-reload && systemctl enable --now %[2]s
 else
   setsid sh -c 'while :; do %[4]s; sleep 1; done' >> %[1]s/registry.log 2>&1 < /dev/null &
-  echo $! > %[1]s/supervisor.pid
+  pidrecord $! > %[1]s/supervisor.pid
 fi
 i=0
 until [ -s %[1]s/ca.crt ] && grep -qi ':%[5]s [0-9A-F:]* 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
@@ -76,16 +76,19 @@ done`, shellQuote(e.registryDir()), registryUnit, e.registryCommand(m0), strings
 	})
 }
 
-// stopRegistryScript stops a registry started by an earlier run.
+// stopRegistryScript stops a registry started by an earlier run, if its
+// pid file still names its supervisor (whose command line quotes the
+// registry's arguments).
 func (e *Engine) stopRegistryScript() string {
-	return fmt.Sprintf(`
+	return procShell + fmt.Sprintf(`
 if [ -f /etc/systemd/system/%[2]s ]; then
   systemctl disable --now %[2]s >/dev/null 2>&1; rm -f /etc/systemd/system/%[2]s; systemctl daemon-reload >/dev/null 2>&1
 fi
-if [ -f %[1]s/supervisor.pid ]; then
-  kill -TERM -"$(cat %[1]s/supervisor.pid)" 2>/dev/null; rm -f %[1]s/supervisor.pid; sleep 0.2
+if ours %[1]s/supervisor.pid %[3]s; then
+  kill -TERM -"$(cut -d' ' -f1 %[1]s/supervisor.pid)" 2>/dev/null; sleep 0.2
 fi
-true`, shellQuote(e.registryDir()), registryUnit)
+rm -f %[1]s/supervisor.pid
+true`, shellQuote(e.registryDir()), registryUnit, shellQuote(shell.Join("registry", "serve")))
 }
 
 // shareRegistryCA gives every other host the registry's CA certificate at

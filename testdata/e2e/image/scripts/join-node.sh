@@ -1,7 +1,7 @@
 #!/bin/sh
 set -eu
 . scripts/lib.sh
-echo started > "$OUT/join-node-started"
+echo started >> "$OUT/join-node-started"
 # Tests hold a node here to cut its SSH link mid-phase.
 while [ -f "$OUT/hold" ]; do sleep 0.2; done
 # Tests make a node fail its join here.

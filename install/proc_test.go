@@ -1,0 +1,84 @@
+package install
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sealpack/sealpack/bundle"
+	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/internal/testbed"
+)
+
+// bedEngine returns an engine for the first host of bed, logged in as root.
+func bedEngine(t *testing.T, bed *testbed.Bed) *Engine {
+	t.Helper()
+	h := bed.Hosts[0]
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, bed.KnownHosts(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := oneMaster(h.IP.String(), h.Port)
+	c.Hosts[0].SSH = cluster.SSH{User: testbed.Root, PrivateKey: bed.KeyPath, Port: h.Port}
+	e, err := New(Options{Cluster: c, Bundle: &bundle.Bundle{}, HostKeys: HostKeyPolicy{KnownHosts: kh}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// A pid file left behind names whatever process has that pid now: only the
+// process it recorded (its start time, its command line) is ever killed.
+func TestStalePidFilesKillNothingElse(t *testing.T) {
+	bed := testbed.New(t, 1)
+	e := bedEngine(t, bed)
+	c, err := e.conn(t.Context(), e.c.Master0())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(cmd string) string {
+		t.Helper()
+		out, err := c.Output(t.Context(), cmd, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	registryPid := filepath.Join(e.registryDir(), "supervisor.pid")
+	blobsPid := e.remote("state", "blobs.pid")
+	for _, tc := range []struct {
+		name, pidFile, stop string
+		process             string // started with setsid on the host
+		record              string // the pid file: %[1]d pid, %[2]s its start time
+		killed              bool
+	}{
+		{"registry: pid reused by another program", registryPid, e.stopRegistryScript(), "sleep 1000", "%[1]d %[2]s", false},
+		{"registry: pid only, another program", registryPid, e.stopRegistryScript(), "sleep 1000", "%[1]d", false},
+		{"registry: its command line, another start time", registryPid, e.stopRegistryScript(), "sh -c \"while :; do 'x' 'registry' 'serve'; sleep 1; done\"", "%[1]d 1", false},
+		{"registry: the supervisor itself", registryPid, e.stopRegistryScript(), "sh -c \"while :; do 'x' 'registry' 'serve'; sleep 1; done\"", "%[1]d %[2]s", true},
+		{"blobs: pid reused by another program", blobsPid, e.stopBlobServerScript(), "sleep 1000", "%[1]d %[2]s", false},
+		{"blobs: pid only, another program", blobsPid, e.stopBlobServerScript(), "sleep 1000", "%[1]d", false},
+		{"blobs: the blob server itself", blobsPid, e.stopBlobServerScript(), "sh -c 'sleep 1000 # serve-blobs'", "%[1]d %[2]s", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pid := run("setsid " + tc.process + " >/dev/null 2>&1 </dev/null & echo $!")
+			defer run("kill -9 -" + pid + " 2>/dev/null; true")
+			start := run(procShell + "pidrecord " + pid + " | cut -d' ' -f2")
+			var n int
+			fmt.Sscan(pid, &n)
+			line := fmt.Sprintf(tc.record, n, start)
+			run(fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && echo %[2]s > %[1]s", shellQuote(tc.pidFile), shellQuote(line)))
+			run(tc.stop)
+			alive := run("sleep 0.3; " + procShell + "alive " + pid + " " + start + " && echo alive || true")
+			if killed := alive == ""; killed != tc.killed {
+				t.Errorf("pid file %q: process %s killed = %v, want %v", line, tc.process, killed, tc.killed)
+			}
+			if left := run("ls " + shellQuote(tc.pidFile) + " 2>/dev/null || true"); left != "" {
+				t.Errorf("the pid file %s is left", tc.pidFile)
+			}
+		})
+	}
+}
