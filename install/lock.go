@@ -102,7 +102,7 @@ func lockDir(dir string, h Holder) (*os.File, error) {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	b, _ := json.Marshal(h)
-	if err := f.Truncate(0); err == nil {
+	if err = f.Truncate(0); err == nil {
 		_, err = f.WriteAt(append(b, '\n'), 0)
 	}
 	if err != nil {
