@@ -119,7 +119,10 @@ const (
 	hostLockLease     = 30 // seconds
 )
 
-func (e *Engine) hostLockPath() string { return e.remote("state", "run.lock") }
+// hostLockPath is the host's run lock. It lives in /run, a tmpfs: taking it
+// leaves nothing behind on disk (a failed preflight changes no host), and
+// reset, which removes the data root, does not remove it under its holder.
+const hostLockPath = "/run/lock/sealpack.lock"
 
 // lockHost takes the host's run lock over c, for as long as c lives. The
 // lock is a flock held by a shell in a session of its own, which the kernel
@@ -161,7 +164,7 @@ fi
 printf '%%s\n' %[3]s > "$l.holder"
 echo locked
 while [ -n "$(timeout %[5]d head -c 1 9>&-)" ]; do :; done`,
-		shellQuote(e.hostLockPath()), shellQuote(`"run":"`+e.holder.Run+`"`), shellQuote(string(info)), 2*hostLockLease, hostLockLease, shellQuote(`"run":"`+waitFor+`"`))
+		shellQuote(hostLockPath), shellQuote(`"run":"`+e.holder.Run+`"`), shellQuote(string(info)), 2*hostLockLease, hostLockLease, shellQuote(`"run":"`+waitFor+`"`))
 	stdin, beat := io.Pipe()
 	out, outW := io.Pipe()
 	var errOut strings.Builder
