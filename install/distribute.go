@@ -222,6 +222,7 @@ func (e *Engine) startBlobServer(ctx context.Context, n cluster.Node, what agent
 		return "", err
 	}
 	addrFile, pidFile := e.remote("state", "blobs.addr"), e.remote("state", "blobs.pid")
+	what.Addr, what.AddrFile, what.IdleTimeout = netJoin(n.IP, "0"), addrFile, 10*time.Minute
 	script := e.stopBlobServerScript() + fmt.Sprintf(`
 %[1]s
 mkdir -p "$(dirname %[3]s)"; rm -f %[3]s
