@@ -255,7 +255,7 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	}
 
 	// The registry runs supervised on the first master: its process group.
-	pgid := strings.TrimSpace(r.exec(0, "cat /var/lib/sealpack/registry/supervisor.pid"))
+	pgid := strings.TrimSpace(r.exec(0, "cut -d' ' -f1 /var/lib/sealpack/registry/supervisor.pid"))
 	registry := strings.Fields(r.exec(0, "pgrep -g "+pgid))
 	if len(registry) < 2 {
 		t.Errorf("registry process group %s has %v, want the supervisor and the server", pgid, registry)

@@ -89,7 +89,8 @@ func algorithmsFor(types []string) []string {
 // dialHostKey dials node. A host pinned by fingerprint that presents a key
 // of another type than the pinned one is asked again without that type,
 // until it presents the pinned key or has no other type: only the pinned
-// key is ever accepted, whatever the order of the host's keys.
+// key is ever accepted, whatever the order of the host's keys, and a host
+// without it is refused as the first key it presented was.
 func dialHostKey(ctx context.Context, node cluster.Node, cfg *ssh.ClientConfig) (*ssh.Client, error) {
 	c := *cfg
 	var mismatch error // the first key that was not the pinned one
@@ -112,7 +113,7 @@ func dialHostKey(ctx context.Context, node cluster.Node, cfg *ssh.ClientConfig) 
 			return slices.Contains(algorithmsFor([]string{hk.KeyType}), a)
 		})
 		if len(left) == 0 || len(left) == len(c.HostKeyAlgorithms) {
-			return nil, err
+			return nil, mismatch
 		}
 		c.HostKeyAlgorithms = left
 	}

@@ -49,6 +49,11 @@ grep -c '^HostKey' /etc/ssh/sshd_config | grep -qx 2`); err != nil {
 	}
 	otherRSA := strings.Join(strings.Fields(string(otherPub))[:2], " ")
 	ed25519Pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(h.HostKey)))
+	other, _, _, _, err := ssh.ParseAuthorizedKey([]byte(otherRSA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFingerprint := ssh.FingerprintSHA256(other)
 
 	for _, tc := range []struct {
 		name, knownHosts, pinned string
@@ -62,6 +67,7 @@ grep -c '^HostKey' /etc/ssh/sshd_config | grep -qx 2`); err != nil {
 		{name: "rsa pinned", pinned: rsaPub},
 		{name: "another rsa key pinned", pinned: otherRSA, want: "pinned"},
 		{name: "ed25519 fingerprint pinned", pinned: h.Fingerprint},
+		{name: "another key's fingerprint pinned", pinned: otherFingerprint, want: "pinned"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kh := filepath.Join(t.TempDir(), "known_hosts")
