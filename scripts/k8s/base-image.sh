@@ -8,16 +8,20 @@
 #          $K8S_RELEASE_URL (fetch-release.sh: dl.k8s.io, sha256-checked, cached by version and
 #          architecture), the images from $K8S_IMAGE_REGISTRY (registry.k8s.io) at the tags that
 #          kubeadm of that version lists (`kubeadm config images list`); gen fetches them itself.
-#      containerd, runc, the CNI plugins, iptables and the other host tools are Debian 12 packages
-#      (fetch-debs.sh, cached) with either source.
-#   2. a staging context beside bin/ = images/kubernetes + bin/ cni/ debs/
+#      containerd, runc, the CNI plugins: static binaries built from the Go module proxy
+#      (build-runtime.sh, cached by version), or with SOURCE=release the projects' static release
+#      binaries (fetch-release.sh runtime, sha256-checked); sealpack-nft is built with either. No
+#      host tool comes from a package (build-runtime.sh's header says where each went).
+#   2. a staging context beside bin/ = images/kubernetes + bin/ cni/; the runtime's versions, as
+#      the binaries report them, become the image's labels (io.sealpack.{containerd,runc,cni}.version)
 #        module: $SEALPACK_CACHE/k8s/VERSION/context
 #        release: $K8S_RELEASE_CACHE/VERSION/linux-ARCH/context
 #   3. `gen build` of images/kubernetes/Kubefile with each image as --image
 # Env: GEN (default bin/gen), K8S_VERSION, SEALPACK_CACHE, TAG (default kubernetes:$K8S_VERSION),
 #      SOURCE (module or release),
 #      module:  IMGTOOL_ADDR (default 127.0.0.1:5055; the carried images are recorded under this name)
-#      release: K8S_RELEASE_URL (default https://dl.k8s.io/release), K8S_RELEASE_CACHE (default
+#      release: K8S_RELEASE_URL (default https://dl.k8s.io/release), CONTAINERD_RELEASE_URL,
+#               RUNC_RELEASE_URL, CNI_RELEASE_URL (fetch-release.sh), K8S_RELEASE_CACHE (default
 #               $SEALPACK_CACHE/k8s-release), K8S_IMAGE_REGISTRY (default registry.k8s.io: a host[:port]
 #               mirroring registry.k8s.io's repositories), K8S_IMAGE_REGISTRY_INSECURE=1 (plain HTTP).
 #
@@ -39,8 +43,8 @@ CACHE=${SEALPACK_CACHE:-/var/cache/sealpack}
 GEN=${GEN:-$REPO/bin/gen}
 TAG=${TAG:-kubernetes:$K8S_VERSION}
 SOURCE=${SOURCE:-module}
-# The Debian packages are this machine's architecture, so the bundle is too.
-ARCH=$(dpkg --print-architecture)
+# The runtime is built for this machine's architecture (runc needs its C compiler), so the bundle is too.
+ARCH=$(go env GOARCH)
 die() { echo "base-image.sh: $*" >&2; exit 1; }
 export K8S_VERSION SEALPACK_CACHE=$CACHE ARCH
 t0=$SECONDS
@@ -68,27 +72,38 @@ release)
   ;;
 *) echo "base-image.sh: SOURCE=$SOURCE: want module or release" >&2; exit 2 ;;
 esac
-DEBS=$("$HERE/fetch-debs.sh")
+# the container runtime: RT holds containerd/ runc/ cni/, NFT sealpack-nft/ (always built here)
+case $SOURCE in
+module) RT=$("$HERE/build-runtime.sh"); NFT=$RT ;;
+release) RT=$("$HERE/fetch-release.sh" runtime); NFT=$("$HERE/build-runtime.sh" sealpack-nft) ;;
+esac
 
 # 2. the staging context
 CTX=$(dirname "$BIN")/context
 rm -rf "$CTX"; mkdir -p "$CTX"
 cp -a "$REPO/images/kubernetes/." "$CTX/"
-mkdir -p "$CTX/bin" "$CTX/cni" "$CTX/debs"
-x=$(mktemp -d "$CTX.debx.XXXXXX")
-for d in "$DEBS"/runtime/*.deb; do dpkg -x "$d" "$x"; done
+mkdir -p "$CTX/bin" "$CTX/cni"
 cp "$BIN/kubeadm" "$BIN/kubelet" "$BIN/kubectl" "$CTX/bin/"
-cp "$x/usr/bin/containerd" "$x/usr/bin/containerd-shim-runc-v2" "$x/usr/bin/ctr" "$x/usr/sbin/runc" "$CTX/bin/"
-cp "$x/usr/lib/cni/bridge" "$x/usr/lib/cni/host-local" "$x/usr/lib/cni/loopback" "$CTX/cni/"
-cp "$DEBS"/host/*.deb "$CTX/debs/"
-rm -rf "$x"
+cp "$RT"/containerd/{containerd,containerd-shim-runc-v2,ctr} "$RT"/runc/runc "$NFT"/sealpack-nft/sealpack-nft "$CTX/bin/"
+cp "$RT"/cni/{bridge,host-local,loopback} "$CTX/cni/"
+# the versions the binaries report (not the ones asked for): containerd github.com/containerd/containerd/v2 v2.4.2,
+# runc version 1.5.3, CNI bridge plugin v1.10.0
+CONTAINERD_VERSION=$("$CTX/bin/containerd" --version | awk '{print $3}')
+RUNC_VERSION=v$("$CTX/bin/runc" --version | awk '/^runc version/ {print $3}')
+CNI_VERSION=$("$CTX/cni/bridge" 2>&1 | awk '/plugin/ {print $NF; exit}')
+for v in "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_VERSION"; do
+  [[ $v =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || die "a runtime binary reports no version: containerd '$CONTAINERD_VERSION' runc '$RUNC_VERSION' cni '$CNI_VERSION'"
+done
+echo "== runtime: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI plugins $CNI_VERSION"
 echo "== context $CTX: $(du -sh "$CTX" | cut -f1)"
 
 # 3. gen build, with every image as --image
-export GEN TAG CTX IMGTOOL_IMAGES
+export GEN TAG CTX IMGTOOL_IMAGES CONTAINERD_VERSION RUNC_VERSION CNI_VERSION
 "${SERVE[@]}" bash -c '
   set -e; args=("$@"); for i in $IMGTOOL_IMAGES; do args+=(--image "$i"); done
   echo "== $GEN build -t $TAG ($(wc -w <<< "$IMGTOOL_IMAGES") images)"
-  "$GEN" build -f "$CTX/Kubefile" -t "$TAG" --arch "$ARCH" --build-arg K8S_VERSION="$K8S_VERSION" "${args[@]}" "$CTX"' gen-build "${GENFLAGS[@]}"
+  "$GEN" build -f "$CTX/Kubefile" -t "$TAG" --arch "$ARCH" --build-arg K8S_VERSION="$K8S_VERSION" \
+    --build-arg CONTAINERD_VERSION="$CONTAINERD_VERSION" --build-arg RUNC_VERSION="$RUNC_VERSION" \
+    --build-arg CNI_VERSION="$CNI_VERSION" "${args[@]}" "$CTX"' gen-build "${GENFLAGS[@]}"
 "$GEN" images "$TAG"
 echo "== $TAG ($SOURCE) stored in $(( SECONDS - t0 )) s"

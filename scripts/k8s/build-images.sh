@@ -42,7 +42,7 @@ static pause:3.10.2 pause /pause
 if ! has kube-proxy:$K8S_VERSION; then
   r=$W/kube-proxy; x=$W/kube-proxy.debs; rm -rf "$r" "$x"; mkdir -p "$r/usr/local/bin" "$r/usr/sbin" "$x"
   for p in iptables libip4tc2 libip6tc2 libxtables12 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 netbase; do
-    dpkg -x "$DEBS"/host/${p}_*.deb "$x"
+    dpkg -x "$DEBS"/${p}_*.deb "$x"
   done
   cp "$BIN/kube-proxy" "$r/usr/local/bin/"
   cp -a "$x/usr/sbin/xtables-nft-multi" "$r/usr/sbin/"

@@ -11,9 +11,7 @@
 #     etcd              go.etcd.io/etcd/server/v3 v3.7.0 (kubeadm 1.37 wants 3.7.0-0; Debian has 3.4)
 #     coredns           github.com/coredns/coredns v1.14.6 (not packaged in Debian 12)
 #     pause             scripts/k8s/mod/pause (a Go port of pause.c: no C toolchain needed)
-#   Debian 12 packages, downloaded with apt-get and kept as .deb under $SEALPACK_CACHE/debs
-#   (see fetch-debs.sh): containerd, runc, containernetworking-plugins, and the host tools
-#   kubeadm's preflight and the CNI plugins call (iptables, conntrack, socat, ethtool, ebtables).
+#   The container runtime (containerd, runc, CNI plugins) and sealpack-nft: build-runtime.sh.
 #
 # Usage: build-k8s.sh [component...]      (default: all)   Env: K8S_VERSION, SEALPACK_CACHE, JOBS
 set -euo pipefail

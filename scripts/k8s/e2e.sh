@@ -4,8 +4,13 @@
 # address on a bridge with no route out and sshd inside; an installer FROM kubernetes:v1.37.2 with
 # a 2-replica app; install on 1 master + 2 nodes; assertions; join a 4th host; reset; teardown.
 #
+# The image's rootfs (extracted from the app installer): every ELF file statically linked, no .deb
+# (check-static.sh), the runtime versions among the installer's labels. h2 is a stripped host:
+# its root has no dpkg/apt (nor their databases), iptables, nft, conntrack, socat or ethtool (a
+# second overlay lower layer of whiteouts over the mmdebstrap root), checked from inside.
 # Asserts: every node Ready, every kube-system pod Running, the app's 2 replicas on 2 nodes answering
-# through the Service's ClusterIP from every host; every image every host holds is one the bundle
+# through the Service's ClusterIP from every host, each replica reaching the other across nodes
+# (kubectl exec: pod to pod), kubectl port-forward to a pod (containerd without socat); every image every host holds is one the bundle
 # carries (same digest) and no host has a route out; `installer.run kubectl` sees the nodes; a 4th
 # host joins and goes Ready; reset leaves all four hosts as they were before the install (snapshot
 # of files, units, processes, mounts, links, routes, sysctls, nftables); then a single-host cluster
@@ -19,6 +24,8 @@ SUITE=bookworm
 ROOT=$CACHE/hostroot/$SUITE                # shared read-only lower layer of every host
 E=${E2E_DIR:-/var/lib/sealpack-e2e/k8s}    # per-run state (not /tmp: containerd roots live here)
 BR=spk0; NET=10.249.0; HOSTS="h1 h2 h3 h4"
+STRIPPED="h2"                              # hosts booted from $ROOT minus the tools in strip_layer
+STRIP=$CACHE/hostroot/$SUITE-strip         # the whiteouts that remove them
 ip_of() { echo "$NET.$(( 10 + ${1#h} ))"; }
 log() { echo "[$(date +%T)] $*"; }
 
@@ -35,6 +42,30 @@ rootfs() { # the host root filesystem, built once
   touch "$ROOT/.done"
 }
 
+# strip_layer: an overlay layer of whiteouts that hides, from $ROOT, the package manager and every
+# host tool the image once installed as packages; rebuilt each run (it is a few device nodes)
+STRIP_TOOLS="dpkg apt apt-get iptables ip6tables iptables-save nft conntrack socat ethtool"
+strip_layer() {
+  rm -rf "$STRIP"; mkdir -p "$STRIP"
+  local p
+  for p in usr/bin/dpkg usr/bin/dpkg-deb usr/bin/dpkg-query usr/bin/dpkg-divert usr/bin/dpkg-split \
+    usr/bin/dpkg-trigger usr/bin/dpkg-statoverride usr/bin/dpkg-maintscript-helper usr/bin/dpkg-realpath \
+    usr/bin/apt usr/bin/apt-get usr/bin/apt-cache usr/bin/apt-config usr/bin/apt-mark usr/bin/apt-key \
+    usr/lib/apt usr/lib/dpkg var/lib/dpkg var/lib/apt var/cache/apt etc/apt etc/dpkg \
+    usr/sbin/iptables usr/sbin/ip6tables usr/sbin/iptables-save usr/sbin/xtables-nft-multi \
+    usr/sbin/xtables-legacy-multi usr/sbin/nft usr/sbin/conntrack usr/bin/socat usr/sbin/ethtool; do
+    [ -e "$ROOT/$p" ] || [ -L "$ROOT/$p" ] || continue
+    mkdir -p "$STRIP/$(dirname "$p")"; mknod "$STRIP/$p" c 0 0
+  done
+}
+stripped() { [[ " $STRIPPED " == *" $1 "* ]]; }
+check_stripped() { # check_stripped HOST: none of STRIP_TOOLS, no dpkg database, from inside
+  local got
+  got=$(on "$1" "for t in $STRIP_TOOLS; do command -v \$t; done; ls -d /var/lib/dpkg 2>/dev/null" || true)
+  [ -z "$got" ] || { echo "FAIL: the stripped host $1 has: $got"; return 1; }
+  log "$1: stripped (none of: $STRIP_TOOLS; no /var/lib/dpkg)"
+}
+
 net_up() {
   ip link show $BR >/dev/null 2>&1 || { ip link add $BR type bridge; ip addr add $NET.1/24 dev $BR; ip link set $BR up; }
   # the bridge forwards nothing out: no NAT, and the hosts get no default route
@@ -43,7 +74,8 @@ net_up() {
 host_up() { # host_up NAME: overlay root, network, ssh key, own cgroups; boot
   local n=$1 ip; ip=$(ip_of "$1"); local H=$E/$n
   mkdir -p "$H"/{up,wk,root,ctd,kubelet}
-  mountpoint -q "$H/root" || mount -t overlay "ov-$n" -o "lowerdir=$ROOT,upperdir=$H/up,workdir=$H/wk" "$H/root"
+  local lower=$ROOT; ! stripped "$n" || lower=$STRIP:$ROOT
+  mountpoint -q "$H/root" || mount -t overlay "ov-$n" -o "lowerdir=$lower,upperdir=$H/up,workdir=$H/wk" "$H/root"
   local R=$H/root
   mkdir -p "$R/etc/systemd/network" "$R/root/.ssh"
   # must sort before 80-container-host0.network, else host0 only gets a link-local address
@@ -99,10 +131,11 @@ host_down() {
 }
 
 up() {
-  rootfs; net_up; mkdir -p "$E"
+  rootfs; strip_layer; net_up; mkdir -p "$E"
   [ -f "$E/client_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$E/client_key"
   for n in ${1:-h1 h2 h3}; do host_up "$n"; done
   for n in ${1:-h1 h2 h3}; do wait_ssh "$n"; done
+  for n in ${1:-h1 h2 h3}; do ! stripped "$n" || check_stripped "$n"; done
   log "hosts up"
 }
 
@@ -134,6 +167,14 @@ Y
   # the manifest names docker.io/e2e/httpd:v1 (served as e2e/httpd:v1, reached through the
   # docker.io mirror); gen takes it from the OCI layout under that name and fetches nothing
   "$GEN" -f "$A/Kubefile" -o "$A/installer.run" --image "oci:$A/layout:e2e/httpd:v1=docker.io/e2e/httpd:v1" "$A"
+  # what the hosts get: the installer's rootfs, every program in it static, no package
+  "$A/installer.run" extract --to "$A/rootfs" >/dev/null
+  "$HERE/check-static.sh" "$A/rootfs" | tee "$E/static.txt"
+  # the runtime's versions, as labels of the image (installer.run inspect)
+  local l; for l in containerd runc cni; do
+    "$A/installer.run" inspect | grep -E "^  io\.sealpack\.$l\.version=v[0-9]" ||
+      { echo "FAIL: installer.run inspect shows no io.sealpack.$l.version label"; return 1; }
+  done
 }
 
 answers() { # answers MASTER [NODE...]: the Clusterfile for these hosts
@@ -254,11 +295,54 @@ check() {
     local got; got=$(on "$n" "for i in \$(seq 16); do exec 3<>/dev/tcp/$ip/80; printf 'GET / HTTP/1.0\r\n\r\n' >&3; tail -1 <&3; exec 3<&-; done | sort -u | wc -l")
     [ "$got" = 2 ] || { echo "FAIL: from $n the Service $ip answered from $got pods, want both replicas"; return 1; }
   done
+  [ $apps = 1 ] || pod_to_pod "$m"
+  port_forward "$m"
   # the installer's own kubectl, run on the first master over SSH, sees every node Ready
   local ready; ready=$(inst kubectl get nodes --no-headers | awk '$2 == "Ready"' | wc -l)
   [ "$ready" = "$want" ] || { echo "FAIL: installer.run kubectl sees $ready Ready nodes, want $want"; return 1; }
   check_images "$@"
   log "check passed on $*"
+}
+
+# refuses HOST: init-host.sh on a host that lacks losetup and nsenter (hidden in a mount namespace)
+# stops before any change, naming both at once (the snapshot comparison after reset covers "no
+# change": /etc/sealpack must not be left behind)
+refuses() {
+  local out rc=0
+  out=$(tar -C "$E/app/rootfs" -c scripts bin/sealpack-nft | on "$1" 'rm -rf /tmp/pf; mkdir /tmp/pf; tar -C /tmp/pf -x; cd /tmp/pf
+    unshare -m sh -c "mount --bind /dev/null \$(command -v losetup); mount --bind /dev/null \$(command -v nsenter); bash scripts/init-host.sh"
+    rc=$?; rm -rf /tmp/pf; test ! -e /etc/sealpack || echo "/etc/sealpack left behind"; exit $rc') || rc=$?
+  [ $rc != 0 ] && grep -q 'commands: losetup nsenter' <<<"$out" && ! grep -q 'left behind' <<<"$out" ||
+    { echo "FAIL: init-host.sh on $1 without losetup and nsenter (rc $rc): $out"; return 1; }
+  log "$1 without losetup and nsenter: $(tr '\n' ' ' <<<"$out")"
+}
+
+# pod_to_pod MASTER: each of the app's 2 replicas (on 2 nodes) answers the other at its pod IP: the
+# pod network crosses nodes without going through a Service
+pod_to_pod() {
+  local pods a na b ipb nb got
+  pods=$(on "$1" KUBECONFIG=/etc/kubernetes/admin.conf kubectl get pod -l app=httpd --no-headers \
+    -o custom-columns=N:.metadata.name,IP:.status.podIP,NODE:.spec.nodeName)
+  [ "$(wc -l <<<"$pods")" = 2 ] || { echo "FAIL: want 2 app pods: $pods"; return 1; }
+  read -r a _ na <<<"$(sed -n 1p <<<"$pods")"
+  read -r b ipb nb <<<"$(sed -n 2p <<<"$pods")"
+  for _ in 1 2; do
+    got=$(on "$1" KUBECONFIG=/etc/kubernetes/admin.conf kubectl exec "$a" -- /httpd get "http://$ipb:8080/") || true
+    [ "$got" = "hello from $b" ] || { echo "FAIL: pod $a ($na) asked pod $b ($nb, $ipb): '$got'"; return 1; }
+    log "pod $a on $na reached pod $b on $nb at $ipb"
+    read -r a na b ipb nb <<<"$b $nb $a $(sed -n 1p <<<"$pods" | awk '{print $2, $3}')"
+  done
+}
+# port_forward MASTER: kubectl port-forward to an app pod answers (containerd forwards without socat)
+port_forward() {
+  local got
+  got=$(on "$1" 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    kubectl port-forward deploy/httpd 18080:8080 >/dev/null 2>&1 & pf=$!
+    for i in $(seq 20); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break; sleep 0.5; done
+    exec 3<>/dev/tcp/127.0.0.1/18080; printf "GET / HTTP/1.0\r\n\r\n" >&3; tail -1 <&3; exec 3<&-
+    kill $pf') || true
+  [[ $got == "hello from httpd-"* ]] || { echo "FAIL: kubectl port-forward on $1 answered '$got'"; return 1; }
+  log "kubectl port-forward on $1: $got"
 }
 
 # check_images HOST...: every image containerd holds on every host is one the bundle carries, with
@@ -291,7 +375,7 @@ all() {
   [ ! -d "$E" ] || KEEP= down
   trap down EXIT
   up; for n in h1 h2 h3; do snapshot $n "$E/$n.before"; done
-  app; do_install h1 h2 h3; check h1 h2 h3
+  app; refuses h2; do_install h1 h2 h3; check h1 h2 h3
   # a fourth host joins the running cluster as a second control plane, after its join data has
   # expired: bootstrap tokens and uploaded certificates deleted, the share's copy two hours old
   # (scripts/refresh-share.sh must make new ones)
@@ -320,9 +404,9 @@ all() {
 preflight() {
   local miss= c
   [ "$(id -u)" = 0 ] || miss="$miss root"
-  for c in systemd-nspawn mmdebstrap nft nsenter ssh ssh-keygen ip dpkg-deb apt-get go; do command -v $c >/dev/null || miss="$miss $c"; done
+  for c in systemd-nspawn mmdebstrap nft nsenter ssh ssh-keygen ip dpkg-deb apt-get go readelf gcc mknod; do command -v $c >/dev/null || miss="$miss $c"; done
   [ -n "$miss" ] || return 0
-  echo "e2e-kubernetes: missing:$miss (Debian: apt-get install systemd-container mmdebstrap nftables openssh-client iproute2; run as root)" >&2
+  echo "e2e-kubernetes: missing:$miss (Debian: apt-get install systemd-container mmdebstrap nftables openssh-client iproute2 binutils gcc; run as root)" >&2
   [ "${CI:-}" = true ] && exit 1
   echo "e2e-kubernetes: SKIPPED (not under CI=true)" >&2; exit 3
 }

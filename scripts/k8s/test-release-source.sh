@@ -3,12 +3,16 @@
 #   dl.k8s.io        imgtool files: the module-built kubeadm, kubelet, kubectl of $SEALPACK_CACHE/k8s/
 #                    v1.37.2/bin as release/v1.37.2/bin/linux/ARCH/NAME, with NAME.sha256 (the hex digest)
 #   registry.k8s.io  imgtool serve: build-images.sh's OCI layout (plain HTTP: K8S_IMAGE_REGISTRY_INSECURE=1)
+#   github.com       imgtool files: containerd's, runc's and the CNI plugins' release assets made from
+#                    build-runtime.sh's binaries (containerd-static-*.tar.gz, runc.ARCH, cni-plugins-*.tgz)
+#                    with the sha256 files each project publishes beside them
 # Checks, with a download cache of its own (K8S_RELEASE_CACHE in a temporary folder):
 #   1. an unreachable K8S_RELEASE_URL fails fast, names the URL and leaves no file in the cache
-#   2. a wrong NAME.sha256 fails the build with the mismatch (the file and both digests)
+#   2. a wrong NAME.sha256 fails the build with the mismatch (the file and both digests); so does a
+#      wrong runc.sha256sum
 #   3. a build stores kubernetes-release-test:v1.37.2 carrying the same images as the module-built
 #      kubernetes:v1.37.2 (same repository:tag, the registry.k8s.io names, and digests) and the served
-#      kubeadm; then a second fetch with the network gone downloads nothing
+#      kubeadm, runc and containerd; then a second fetch with the network gone downloads nothing
 # and removes the test tag. Needs the module build (make base-image) first: fails saying so without.
 # Env: GEN, SEALPACK_CACHE.
 set -euo pipefail
@@ -24,7 +28,9 @@ fail() { echo "test-release-source.sh: FAIL: $*" >&2; exit 1; }
 ok() { echo "test-release-source.sh: ok: $*"; }
 
 if [ "${1:-}" != --served ]; then
-  for f in "$MOD"/bin/kubeadm "$MOD"/bin/kubelet "$MOD"/bin/kubectl "$MOD"/images/index.json; do
+  RTM=$CACHE/runtime/linux-$ARCH; export RTM
+  for f in "$MOD"/bin/kubeadm "$MOD"/bin/kubelet "$MOD"/bin/kubectl "$MOD"/images/index.json \
+    "$RTM"/containerd/containerd "$RTM"/runc/runc "$RTM"/cni/bridge; do
     [ -s "$f" ] || fail "the module build's cache is missing $f: run make base-image first"
   done
   "$GEN" images "kubernetes:$K8S_VERSION" >/dev/null 2>&1 ||
@@ -37,6 +43,18 @@ if [ "${1:-}" != --served ]; then
     ln -s "$MOD/bin/$b" "$d/$b"
     sha256sum "$MOD/bin/$b" | cut -d' ' -f1 > "$d/$b.sha256"
   done
+  # the runtime's release assets, as the projects publish them
+  CV=$(basename "$(readlink "$RTM/containerd")"); CV=${CV#containerd-}
+  RV=$(basename "$(readlink "$RTM/runc")"); RV=${RV#runc-}
+  NV=$(basename "$(readlink "$RTM/cni")"); NV=${NV#cni-}
+  export CONTAINERD_VERSION=$CV RUNC_VERSION=$RV CNI_VERSION=$NV
+  d=$T/dl/containerd/$CV; f=containerd-static-${CV#v}-linux-$ARCH.tar.gz; mkdir -p "$d" "$T/ctd/bin"
+  cp "$RTM"/containerd/{containerd,containerd-shim-runc-v2,ctr} "$T/ctd/bin/"
+  tar -czf "$d/$f" -C "$T/ctd" bin; (cd "$d" && sha256sum "$f" > "$f.sha256sum")
+  d=$T/dl/runc/$RV; mkdir -p "$d"; cp "$RTM/runc/runc" "$d/runc.$ARCH"
+  (cd "$d" && sha256sum "runc.$ARCH" > runc.sha256sum && echo "$(echo other | sha256sum | cut -d' ' -f1)  runc.arm64" >> runc.sha256sum)
+  d=$T/dl/cni/$NV; f=cni-plugins-linux-$ARCH-$NV.tgz; mkdir -p "$d"
+  tar -czf "$d/$f" -C "$RTM/cni/" ./bridge ./host-local ./loopback; (cd "$d" && sha256sum "$f" > "$f.sha256")
   "$T/imgtool" files -root "$T/dl" -- "$T/imgtool" serve -layout "$MOD/images" -addr 127.0.0.1:0 -- "$0" --served
   echo "test-release-source.sh: PASS in $SECONDS s"
   exit 0
@@ -44,6 +62,7 @@ fi
 
 # Under both servers: IMGTOOL_FILES=http://127.0.0.1:P, IMGTOOL_REGISTRY=127.0.0.1:Q
 export SOURCE=release TAG K8S_IMAGE_REGISTRY=$IMGTOOL_REGISTRY K8S_IMAGE_REGISTRY_INSECURE=1
+export CONTAINERD_RELEASE_URL=$IMGTOOL_FILES/containerd RUNC_RELEASE_URL=$IMGTOOL_FILES/runc CNI_RELEASE_URL=$IMGTOOL_FILES/cni
 URL=$IMGTOOL_FILES/release
 D=$T/dl/release/$K8S_VERSION/bin/linux/$ARCH
 served=$(cat "$D/kubeadm.sha256")
@@ -70,6 +89,17 @@ grep "sha256 mismatch" "$T/bad.log" | grep "kubeadm.sha256" | grep "$bad" | grep
   { cat "$T/bad.log"; fail "corrupted kubeadm.sha256: no mismatch message naming the file and both digests"; }
 [ -z "$(find "$T/cache-bad" -type f 2>/dev/null)" ] || fail "corrupted kubeadm.sha256 left files: $(find "$T/cache-bad" -type f)"
 ok "corrupted kubeadm.sha256 fails: $(grep -m1 'sha256 mismatch' "$T/bad.log")"
+R=$T/dl/runc/$RUNC_VERSION; cp "$R/runc.sha256sum" "$T/runc.sha256sum"
+sed -i "s/^[0-9a-f]*  runc.$ARCH\$/$bad  runc.$ARCH/" "$R/runc.sha256sum"
+if K8S_RELEASE_URL=$URL K8S_RELEASE_CACHE=$T/cache-badrunc "$HERE/base-image.sh" >"$T/badrunc.log" 2>&1; then
+  fail "corrupted runc.sha256sum: the build succeeded"
+fi
+cp "$T/runc.sha256sum" "$R/runc.sha256sum"
+grep "sha256 mismatch" "$T/badrunc.log" | grep "runc.$ARCH" | grep -q "$bad" ||
+  { cat "$T/badrunc.log"; fail "corrupted runc.sha256sum: no mismatch message naming runc and the digest"; }
+left=$(find "$T/cache-badrunc" \( -name 'runc*' -o -name '.download*' \) 2>/dev/null)
+[ -z "$left" ] || fail "corrupted runc.sha256sum left files: $left"
+ok "corrupted runc.sha256sum fails: $(grep -m1 'sha256 mismatch' "$T/badrunc.log")"
 
 # 3. the build
 t=$SECONDS
@@ -92,9 +122,19 @@ layer=$("$GEN" inspect "$TAG" | awk '/"digest"/ { d = $2 } /"createdBy": "COPY .
 got=$(tar -xOf "$STORE/blobs/sha256/${layer#sha256:}" bin/kubeadm | sha256sum | cut -d' ' -f1)
 [ "$got" = "$served" ] || fail "$TAG carries kubeadm $got, the served one is $served"
 ok "$TAG carries the served kubeadm ($served)"
+for b in runc containerd; do
+  got=$(tar -xOf "$STORE/blobs/sha256/${layer#sha256:}" bin/$b | sha256sum | cut -d' ' -f1)
+  want=$(sha256sum < "$RTM/$b/$b" | cut -d' ' -f1)
+  [ "$got" = "$want" ] || fail "$TAG carries $b $got, the served release's is $want"
+done
+"$GEN" inspect "$TAG" | grep -q "io.sealpack.runc.version.*$RUNC_VERSION" || fail "$TAG has no io.sealpack.runc.version=$RUNC_VERSION label"
+ok "$TAG carries the served runc and containerd releases, labelled"
 
 # a second fetch downloads nothing: it succeeds with the network gone
 bin=$(K8S_RELEASE_URL=http://127.0.0.1:9/release K8S_RELEASE_CACHE=$T/cache "$HERE/fetch-release.sh") ||
   fail "fetch-release.sh with a warm cache tried the network"
+CONTAINERD_RELEASE_URL=http://127.0.0.1:9 RUNC_RELEASE_URL=http://127.0.0.1:9 CNI_RELEASE_URL=http://127.0.0.1:9 \
+  K8S_RELEASE_CACHE=$T/cache "$HERE/fetch-release.sh" runtime >/dev/null ||
+  fail "fetch-release.sh runtime with a warm cache tried the network"
 [ "$bin" = "$T/cache/$K8S_VERSION/linux-$ARCH/bin" ] || fail "fetch-release.sh printed $bin"
 ok "a second fetch downloads nothing"

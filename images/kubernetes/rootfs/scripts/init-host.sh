@@ -1,29 +1,45 @@
 #!/bin/bash
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # the engine may run phases with sh
 exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently into one line buffer
-# init-host.sh (every host): host tools, containerd with every upstream registry mirrored to the
+# init-host.sh (every host): preflight, containerd with every upstream registry mirrored to the
 # embedded registry, the kubelet unit, the pod-network sync service. Safe to run again.
 . scripts/lib.sh
-have_systemd || die "this cluster image needs systemd as PID 1 on every host"
 
-# 1. host tools kubeadm and the CNI plugins call (Debian hosts: the packages the image carries)
-need=
-for t in iptables conntrack socat ethtool nft; do command -v $t >/dev/null || need="$need $t"; done
-if [ -n "$need" ]; then
-  command -v dpkg >/dev/null || die "missing on this host:$need (install them; the image carries them only as Debian packages)"
-  debs=
-  for d in debs/*.deb; do
-    p=$(dpkg-deb -f "$d" Package)
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || { debs="$debs $d"; echo "$p" >> "$STATE/debs"; }
-  done
-  log "installing from the image's packages:$(for d in $debs; do basename "$d" | cut -d_ -f1; done | tr '\n' ' ')"
-  [ -z "$debs" ] || DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold $debs
-  sort -u -o "$STATE/debs" "$STATE/debs"
+# 1. preflight: what this host lacks that the image cannot carry, named all at once, before any
+#    change. Every binary the cluster runs comes from the image, statically linked; no package
+#    manager is used (scripts/k8s/build-runtime.sh says where each former host tool went).
+lacks=()
+have_systemd || lacks+=("systemd as PID 1 (this is $(cat /proc/1/comm 2>/dev/null || echo unknown))")
+# the userland the phase scripts, kubeadm's preflight (losetup mount cp) and the kubelet call
+miss=
+for t in mount umount losetup cp nsenter ip awk sed grep install cmp sysctl hostname sort tac base64 mktemp; do
+  p=$(command -v $t) && [ -x "$p" ] || miss="$miss $t"   # bash may name a file it cannot run
+done
+[ -z "$miss" ] || lacks+=("commands:$miss")
+# kernel: a feature counts when it is active, or when its module loads (built in or not)
+kfeat() { # kfeat MODULE TEST...: TEST passes now or after modprobe MODULE
+  "${@:2}" 2>/dev/null && return 0
+  command -v modprobe >/dev/null && modprobe -q "$1" 2>/dev/null && "${@:2}" 2>/dev/null
+}
+kfeat overlay grep -qw overlay /proc/filesystems || lacks+=("kernel: overlayfs (module overlay)")
+kfeat br_netfilter test -e /proc/sys/net/bridge/bridge-nf-call-iptables || lacks+=("kernel: bridge netfilter (module br_netfilter)")
+kfeat nf_tables bin/sealpack-nft list-tables >/dev/null || lacks+=("kernel: nf_tables (module nf_tables)")
+cg=
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then # cgroup v2
+  for c in cpu memory pids; do grep -qw $c /sys/fs/cgroup/cgroup.controllers || cg="$cg $c"; done
+else # cgroup v1
+  for c in cpu memory pids; do [ -d /sys/fs/cgroup/$c ] || cg="$cg $c"; done
 fi
-for t in iptables conntrack socat nft mount nsenter ip; do command -v $t >/dev/null || die "$t not found"; done
-# the netfilter tables the host had before kube-proxy and the CNI plugins add theirs (reset-host.sh
+[ -z "$cg" ] || lacks+=("cgroup controllers:$cg (neither cgroup v2 nor v1 offers them at /sys/fs/cgroup)")
+if [ ${#lacks[@]} -gt 0 ]; then
+  echo "error: this host ($(hostname), kernel $(uname -r)) lacks what the cluster needs and the image cannot carry:" >&2
+  printf '  - %s\n' "${lacks[@]}" >&2
+  rmdir "$STATE" /etc/sealpack 2>/dev/null || true   # lib.sh's state folder, when this run made it
+  exit 1
+fi
+# the netfilter tables the host had before kube-proxy and the install add theirs (reset-host.sh
 # deletes the others)
-[ -f $STATE/nft.before ] || nft list tables > $STATE/nft.before
+[ -f $STATE/nft.before ] || bin/sealpack-nft list-tables > $STATE/nft.before
 # host folders the control plane's and kube-proxy's hostPath volumes create when missing: recorded
 # once, so reset-host.sh removes those this install made (when still empty)
 [ -f $STATE/absent-dirs ] || for d in /etc/ssl /etc/ssl/certs /etc/pki /etc/ca-certificates /usr/share/ca-certificates \
@@ -33,6 +49,7 @@ for t in iptables conntrack socat nft mount nsenter ip; do command -v $t >/dev/n
 for b in kubeadm kubelet kubectl containerd containerd-shim-runc-v2 ctr runc; do
   install_file bin/$b /usr/local/bin/$b 0755 >/dev/null
 done
+install_file bin/sealpack-nft /usr/local/lib/sealpack/sealpack-nft 0755 >/dev/null
 mkdir -p /opt/cni/bin
 for b in cni/*; do install_file "$b" /opt/cni/bin/$(basename "$b") 0755 >/dev/null; done
 install_file files/k8s-prep.sh /usr/local/lib/sealpack/k8s-prep.sh 0755 >/dev/null
@@ -51,27 +68,31 @@ printf 'overlay\nbr_netfilter\n' | write_file /etc/modules-load.d/sealpack-k8s.c
 [ -s /etc/hosts ] || printf '127.0.0.1 localhost\n::1 localhost\n' > /etc/hosts
 grep -qw "$(hostname)" /etc/hosts || echo "$SEALPACK_HOST_IP $(hostname)" >> /etc/hosts
 swapoff -a 2>/dev/null || true
-printf 'SERVICE_CIDR=%s\nHOST_IP=%s\n' "$SERVICE_CIDR" "$SEALPACK_HOST_IP" | write_file $STATE/network.env >/dev/null
+printf 'SERVICE_CIDR=%s\nPOD_CIDR=%s\nHOST_IP=%s\n' "$SERVICE_CIDR" "$POD_CIDR" "$SEALPACK_HOST_IP" | write_file $STATE/network.env >/dev/null
 
 # 4. containerd: CRI with runc (cgroupfs), pause from registry.k8s.io (mirrored), certs.d mirrors
 ctr_changed=
+# containerd 2's configuration format (version 3); the CRI plugin is split into images and runtime
 ctr_changed+=$(write_file /etc/containerd/config.toml <<'T'
-version = 2
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.10.2"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/opt/cni/bin"
-    conf_dir = "/etc/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-    snapshotter = "overlayfs"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".registry]
+version = 3
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "registry.k8s.io/pause:3.10.2"
+  [plugins.'io.containerd.cri.v1.images'.registry]
     config_path = "/etc/containerd/certs.d"
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/opt/cni/bin"]
+    conf_dir = "/etc/cni/net.d"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = "runc"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        BinaryName = "/usr/local/bin/runc"
+        SystemdCgroup = false
 T
 )
 for up in registry.k8s.io docker.io quay.io ghcr.io gcr.io k8s.gcr.io registry.gitlab.com mcr.microsoft.com public.ecr.aws; do
@@ -105,5 +126,5 @@ systemctl enable --now sealpack-k8s-prep.service
 systemctl enable containerd.service kubelet.service sealpack-cni-sync.service
 if [ -n "$ctr_changed$units_changed" ]; then systemctl restart containerd.service; else systemctl start containerd.service; fi
 for i in $(seq 30); do ctr version >/dev/null 2>&1 && break; sleep 1; done
-ctr version >/dev/null || die "containerd does not answer: $(systemctl status containerd --no-pager -n 20 2>&1)"
+ctr version >/dev/null 2>&1 || die "containerd does not answer: $(systemctl status containerd --no-pager -n 20 2>&1)"
 log "containerd $(ctr version 2>/dev/null | awk '/Version:/ {print $2; exit}') up; registry mirrors -> $SEALPACK_REGISTRY"

@@ -22,15 +22,14 @@ ip link del cni0 2>/dev/null
 for l in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
   [ -e /sys/class/net/$l/master ] || continue; [ "$(basename $(readlink /sys/class/net/$l/master))" = cni0 ] && ip link del $l
 done
-if command -v iptables-save >/dev/null; then
-  for t in iptables ip6tables; do
-    $t-save | grep -vE '(KUBE-|CNI-)' | $t-restore 2>/dev/null
-  done
-fi
-# netfilter tables the install created (iptables-nft can empty them but not delete them)
-if command -v nft >/dev/null && [ -f "$STATE/nft.before" ]; then
-  nft list tables | while read -r _ family name; do
-    grep -qx "table $family $name" "$STATE/nft.before" || nft delete table "$family" "$name"
+# netfilter, without nft or iptables on the host (sealpack-nft: the copy init-host installed, else
+# the image's): the KUBE-/CNI- chains kube-proxy's iptables added to tables the host had, then every
+# table the install created (iptables-nft can empty them but not delete them)
+NFT=/usr/local/lib/sealpack/sealpack-nft; [ -x $NFT ] || NFT=$ROOTFS/bin/sealpack-nft
+if [ -x "$NFT" ] && [ -f "$STATE/nft.before" ]; then
+  $NFT delete-chains KUBE- CNI-
+  $NFT list-tables | while read -r _ family name; do
+    grep -qx "table $family $name" "$STATE/nft.before" || $NFT delete-table "$family" "$name"
   done
 fi
 # files
@@ -49,8 +48,6 @@ rm -rf /usr/local/lib/sealpack
 for b in kubeadm kubelet kubectl containerd containerd-shim-runc-v2 ctr runc; do rm -f /usr/local/bin/$b; done
 for b in bridge host-local loopback; do rm -f /opt/cni/bin/$b; done
 rmdir /opt/cni/bin /opt/cni 2>/dev/null
-# Debian packages init-host installed (not those the host had)
-if [ -s "$STATE/debs" ]; then DEBIAN_FRONTEND=noninteractive dpkg -P $(cat "$STATE/debs") 2>/dev/null; fi
 # kernel settings as they were before init-host.sh
 [ ! -s "$STATE/sysctl.orig" ] || sysctl -q -p "$STATE/sysctl.orig"
 rm -rf "$STATE"; rmdir /etc/sealpack 2>/dev/null
