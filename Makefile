@@ -82,7 +82,8 @@ SEALPACK_CACHE ?= /var/cache/sealpack
 base-image: gen
 	SEALPACK_CACHE=$(SEALPACK_CACHE) SOURCE=$(SOURCE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/base-image.sh
 
-# SOURCE=release against loopback stand-ins for dl.k8s.io and registry.k8s.io (no internet needed);
+# SOURCE=release against loopback stand-ins for dl.k8s.io, registry.k8s.io and the runtime's GitHub
+# releases (no internet needed);
 # serves the module build's binaries and images, so it runs after base-image.
 test-base-image-release: gen
 	SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/test-release-source.sh
