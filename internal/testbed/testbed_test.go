@@ -147,24 +147,35 @@ func TestBed(t *testing.T) {
 	})
 
 	t.Run("sessions over one connection", func(t *testing.T) {
-		// The engine opens many sessions over one connection.
-		c := dial(t, b, 0, Root)
-		errs := make(chan error, 20)
-		for range cap(errs) {
-			go func() {
-				s, err := c.NewSession()
-				if err != nil {
-					errs <- err
-					return
-				}
-				defer s.Close()
-				errs <- s.Run("sleep 0.2")
-			}()
-		}
-		for range cap(errs) {
-			if err := <-errs; err != nil {
-				t.Error(err)
+		// The bed's sshd keeps OpenSSH's default MaxSessions (10), as a
+		// site's hosts do: 10 sessions at once over one connection run,
+		// and 20 at once do not all get one (the engine must stay below).
+		at := func(n int) (refused int) {
+			c := dial(t, b, 0, Root)
+			errs := make(chan error, n)
+			for range n {
+				go func() {
+					s, err := c.NewSession()
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer s.Close()
+					errs <- s.Run("sleep 0.5")
+				}()
 			}
+			for range n {
+				if err := <-errs; err != nil {
+					refused++
+				}
+			}
+			return refused
+		}
+		if r := at(10); r != 0 {
+			t.Errorf("10 sessions at once: %d refused, want none", r)
+		}
+		if r := at(20); r == 0 {
+			t.Error("20 sessions at once all ran: the bed's sshd does not keep the default MaxSessions 10")
 		}
 	})
 }
