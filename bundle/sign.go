@@ -153,7 +153,9 @@ func (e unsignedError) Error() string {
 	return fmt.Sprintf("%v: %s is not signed: no %s beside it", ErrSignature, e.file, e.sig)
 }
 
-func (e unsignedError) Is(target error) bool { return target == ErrSignature || target == os.ErrNotExist }
+func (e unsignedError) Is(target error) bool {
+	return target == ErrSignature || target == os.ErrNotExist
+}
 
 func readSignature(file string) (*sshsig.Signature, error) {
 	p := SignaturePath(file)
