@@ -26,6 +26,9 @@ type phase struct {
 func (e *Engine) runPhases(ctx context.Context, phases []phase) error {
 	for _, p := range phases {
 		hosts := e.live(p.hosts)
+		if len(hosts) == 0 {
+			continue // nothing to do, nothing to report (join-master with one master)
+		}
 		e.beginPhase(p.name, len(hosts))
 		t := time.Now()
 		err := p.run(ctx)

@@ -274,7 +274,7 @@ timed() { # timed WHAT CMD...: run CMD; its seconds and the installer's phase ti
   { echo "$what: $(( SECONDS - t0 )) s"; phase_times "$E/step.log"; } >> "$E/bench-steps.txt"
 }
 phase_times() { # phase_times LOG: the installer's per-phase and total times in its output, indented
-  grep -E 'finished in|installed on' "$1" | grep -v ' in 0s$' | sed 's/^/  /' || true
+  grep -E 'finished in|installed on' "$1" | grep -Ev ' in 0s( \(.*)?$' | sed 's/^/  /' || true
 }
 
 # check HOST...: the cluster on these hosts (the first is the master) is healthy and its app serves
