@@ -23,7 +23,8 @@ GEN=${GEN:-$REPO/bin/gen}
 SUITE=bookworm
 ROOT=$CACHE/hostroot/$SUITE                # shared read-only lower layer of every host
 E=${E2E_DIR:-/var/lib/sealpack-e2e/k8s}    # per-run state (not /tmp: containerd roots live here)
-BR=spk0; NET=10.249.0; HOSTS="h1 h2 h3 h4"
+# E2E_BRIDGE/E2E_NET/E2E_DIR let a second bed run beside this one (its own bridge, subnet, state)
+BR=${E2E_BRIDGE:-spk0}; NET=${E2E_NET:-10.249.0}; HOSTS="h1 h2 h3 h4"
 STRIPPED="h2"                              # hosts booted from $ROOT minus the tools in strip_layer
 STRIP=$CACHE/hostroot/$SUITE-strip         # the whiteouts that remove them
 ip_of() { echo "$NET.$(( 10 + ${1#h} ))"; }
@@ -93,14 +94,14 @@ host_up() { # host_up NAME: overlay root, network, ssh key, own cgroups; boot
   # cgroupRoot), and pre-create payload/supervisor in name=systemd, where nspawn attaches to them
   local cgs=
   for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
-    local cur d; cur=$(awk -F: -v c=$c '$2==c {print $3}' /proc/self/cgroup); d=/sys/fs/cgroup/$c${cur%/}/spk-$n
+    local cur d; cur=$(awk -F: -v c=$c '$2==c {print $3}' /proc/self/cgroup); d=/sys/fs/cgroup/$c${cur%/}/$BR-$n
     [ -d "/sys/fs/cgroup/$c" ] || continue
     mkdir -p "$d"
     [ $c = cpuset ] && { cat "$(dirname "$d")/cpuset.cpus" > "$d/cpuset.cpus"; cat "$(dirname "$d")/cpuset.mems" > "$d/cpuset.mems"; }
     cgs="$cgs echo \$\$ > $d/cgroup.procs;"
   done
-  mkdir -p "/sys/fs/cgroup/unified/spk-$n" "/sys/fs/cgroup/systemd/spk-$n/payload" "/sys/fs/cgroup/systemd/spk-$n/supervisor"
-  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 SYSTEMD_SECCOMP=0 setsid nohup sh -c "$cgs echo \$\$ > /sys/fs/cgroup/unified/spk-$n/cgroup.procs; echo \$\$ > /sys/fs/cgroup/systemd/spk-$n/cgroup.procs; exec systemd-nspawn --quiet --register=no --keep-unit --capability=all \
+  mkdir -p "/sys/fs/cgroup/unified/$BR-$n" "/sys/fs/cgroup/systemd/$BR-$n/payload" "/sys/fs/cgroup/systemd/$BR-$n/supervisor"
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 SYSTEMD_SECCOMP=0 setsid nohup sh -c "$cgs echo \$\$ > /sys/fs/cgroup/unified/$BR-$n/cgroup.procs; echo \$\$ > /sys/fs/cgroup/systemd/$BR-$n/cgroup.procs; exec systemd-nspawn --quiet --register=no --keep-unit --capability=all \
     --resolv-conf=off --timezone=off --link-journal=no -D $R -M $n --network-bridge=$BR \
     --bind=$H/ctd:/var/lib/containerd --bind=$H/kubelet:/var/lib/kubelet --bind=/dev/kmsg --boot" > "$H/console.log" 2>&1 &
   echo $! > "$H/nspawn.pid"
@@ -124,7 +125,7 @@ host_down() {
   fi
   rm -f "$H/nspawn.pid"
   mountpoint -q "$H/root" && umount "$H/root"
-  for d in $(find /sys/fs/cgroup -maxdepth 4 -type d -name "spk-$n" 2>/dev/null); do
+  for d in $(find /sys/fs/cgroup -maxdepth 4 -type d -name "$BR-$n" 2>/dev/null); do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
   rm -rf "$H"
