@@ -177,9 +177,17 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	before := []string{r.snapshot(0), r.snapshot(1), r.snapshot(2)}
 	ctx := context.Background()
 
+	plan, code := r.run(ctx, "install", "--plan")
+	if code != 0 {
+		t.Fatalf("install --plan: exit %d\n%s", code, plan)
+	}
 	out, code := r.run(ctx, "install")
 	if code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	// The plan is what ran: the same phases, in the same order.
+	if planned, ran := planPhases(plan), finishedPhases(out); strings.Join(planned, ",") != strings.Join(ran, ",") || len(ran) < 5 {
+		t.Errorf("install --plan says %v, the install ran %v\n%s", planned, ran, plan)
 	}
 	// The kubeconfig the image names is copied beside the state, and the
 	// bundle's kubectl runs on the first master against it.
@@ -282,6 +290,24 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 			t.Errorf("reset left host %d's long-running process %s", i, pid)
 		}
 	}
+}
+
+// planPhases is the phase names `--plan` printed, in order.
+func planPhases(out string) []string {
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^ +\d+\. (.+?)  +\S`).FindAllStringSubmatch(out, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+// finishedPhases is the phases a run reported finished, in order.
+func finishedPhases(out string) []string {
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\[cluster\] (.+) finished in `).FindAllStringSubmatch(out, -1) {
+		names = append(names, m[1])
+	}
+	return names
 }
 
 func diffLines(a, b string) string {

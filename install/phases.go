@@ -373,20 +373,28 @@ func (e *Engine) Reset(ctx context.Context) error {
 		return err
 	}
 	defer release()
-	m0 := e.c.Master0()
-	var first []cluster.Node
-	for _, n := range e.c.All() {
-		if n.IP != m0.IP {
-			first = append(first, n)
-		}
+	// Unlike install, a failed phase does not stop the reset: every host
+	// is reset, and the errors are joined.
+	var errs []error
+	for _, p := range e.resetPhases() {
+		errs = append(errs, p.run(ctx))
 	}
-	err = errors.Join(
-		forEach(ctx, first, e.opts.Parallel, e.resetHost),
-		forEach(ctx, []cluster.Node{m0}, 1, e.resetHost))
+	err = errors.Join(errs...)
 	if serr := e.state.save(); err == nil {
 		err = serr
 	}
 	return err
+}
+
+// resetPhases is the reset, in order: every host but the first master,
+// then the first master.
+func (e *Engine) resetPhases() []phase {
+	m0 := []cluster.Node{e.c.Master0()}
+	others := e.notMaster0(e.c.All())
+	return []phase{
+		{PhaseResetHost, others, func(ctx context.Context) error { return forEach(ctx, others, e.opts.Parallel, e.resetHost) }},
+		{"reset first master", m0, func(ctx context.Context) error { return forEach(ctx, m0, 1, e.resetHost) }},
+	}
 }
 
 // resetHost runs reset-host.sh on one host and removes its data root.

@@ -12,12 +12,72 @@ import (
 )
 
 // phase is one named stage of a run over some hosts. A run is a list of
-// phases built in one place (installPhases), so what the engine runs is
-// data that a plan or the wizard can show as it is.
+// phases built in one place per action (phasesOf), so what the engine runs
+// is data that a plan or the wizard can show as it is.
 type phase struct {
 	name  string
 	hosts []cluster.Node
 	run   func(context.Context) error
+}
+
+// The actions Plan knows, named as the installer's commands are.
+const (
+	ActionInstall = "install"
+	ActionJoin    = "join"
+	ActionReset   = "reset"
+)
+
+// phasesOf is the phase list an action runs: the one place each command
+// and Plan get it from. A new action (upgrade) adds its case here.
+func (e *Engine) phasesOf(action string) ([]phase, error) {
+	switch action {
+	case ActionInstall, ActionJoin:
+		// A join is an install of the same cluster: every step the hosts
+		// already have is recorded and skipped.
+		return e.installPhases(), nil
+	case ActionReset:
+		return e.resetPhases(), nil
+	}
+	return nil, fmt.Errorf("plan: unknown action %q (want %s, %s or %s)", action, ActionInstall, ActionJoin, ActionReset)
+}
+
+// PlannedPhase is one phase of a plan: its name and the addresses of the
+// hosts it works on, in the order the engine takes them.
+type PlannedPhase struct {
+	Name  string
+	Hosts []string
+}
+
+// Plan is what action will run on this cluster, phase by phase, from the
+// same list the engine runs. A phase with no hosts (join-master with one
+// master) is left out, as the run skips it. It connects to nothing.
+func (e *Engine) Plan(action string) ([]PlannedPhase, error) {
+	if e.c.Master0().IP == "" {
+		return nil, fmt.Errorf("plan: the cluster has no master")
+	}
+	phases, err := e.phasesOf(action)
+	if err != nil {
+		return nil, err
+	}
+	var out []PlannedPhase
+	for _, p := range phases {
+		if len(p.hosts) == 0 {
+			continue
+		}
+		ips := make([]string, len(p.hosts))
+		for i, n := range p.hosts {
+			ips[i] = n.IP
+		}
+		out = append(out, PlannedPhase{Name: p.name, Hosts: ips})
+	}
+	return out, nil
+}
+
+// Plan is Engine.Plan for a Clusterfile without an engine (the wizard's
+// Review screen has none before it connects). The install, join and reset
+// plans depend on the Clusterfile alone; the cluster is not changed.
+func Plan(c *cluster.Cluster, action string) ([]PlannedPhase, error) {
+	return (&Engine{c: c}).Plan(action)
 }
 
 // runPhases runs phases in order, reporting each across its hosts. Worker

@@ -56,8 +56,12 @@ func runReset(ctx context.Context, env *Env, args []string) error {
 func runEngine(ctx context.Context, env *Env, args []string, verb, summary string) error {
 	fs := flags(env, verb, "--answers FILE [--yes]", summary)
 	f := addEngineFlags(fs)
+	plan := fs.Bool("plan", false, "print the phases this command runs on the hosts of the answers file, and change nothing")
 	if err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	if *plan {
+		return printPlan(env, f.answers, verb)
 	}
 	wizard := verb == "install" && !f.yes && onTerminal(env)
 	if f.answers == "" && !wizard {
@@ -124,6 +128,36 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 	fmt.Fprintf(env.Stdout, "%s finished on %d hosts. Logs: %s\n", verb, len(c.All()), logDir)
 	if verb != "reset" {
 		reportKubeconfig(ctx, env, e, b, c, dir)
+	}
+	return nil
+}
+
+// printPlan prints what verb would run, phase by phase, from the list the
+// engine runs; it connects to no host.
+func printPlan(env *Env, answers, verb string) error {
+	if answers == "" {
+		return usageError{errors.New("--plan needs --answers FILE: the plan is for its hosts")}
+	}
+	c, err := cluster.Load(answers)
+	if err != nil {
+		return err
+	}
+	phases, err := install.Plan(c, verb)
+	if err != nil {
+		return err
+	}
+	w := 0
+	for _, p := range phases {
+		w = max(w, len(p.Name))
+	}
+	fmt.Fprintf(env.Stdout, "%s on %d hosts runs, in order:\n", verb, len(c.All()))
+	for i, p := range phases {
+		fmt.Fprintf(env.Stdout, "  %2d. %-*s  %s\n", i+1, w, p.Name, strings.Join(p.Hosts, ", "))
+	}
+	if verb != install.ActionReset {
+		fmt.Fprintln(env.Stdout, "Steps a host already finished are skipped. Nothing was changed.")
+	} else {
+		fmt.Fprintln(env.Stdout, "Nothing was changed.")
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ type keyMap struct {
 	Retry            key.Binding // Connect, Preflight: run again
 	Save             key.Binding // Review
 	Secrets          key.Binding // Review: include the password and passphrase in the file
+	Plan             key.Binding // Review: the plan's hosts or the answers file
 	Yes, No          key.Binding // questions (host keys, stop the install)
 }
 
@@ -42,6 +43,7 @@ func defaultKeys() keyMap {
 		Retry:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "run again")),
 		Save:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "save answers")),
 		Secrets:  key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "include secrets")),
+		Plan:     key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "plan/answers")),
 		Yes:      key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
 		No:       key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
 	}

@@ -17,6 +17,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/install"
 )
 
 // Screen is one step of the wizard, in order.
@@ -93,7 +94,10 @@ type Model struct {
 	width  int
 	height int
 
-	screen   Screen
+	screen Screen
+	// action is what the wizard will run: install, or join when it adds
+	// hosts to an installed cluster.
+	action   string
 	showHelp bool
 	quitting bool
 	result   Result
@@ -117,7 +121,7 @@ func New(ctx context.Context, opts Options) *Model {
 	if opts.AnswersPath == "" {
 		opts.AnswersPath = "cluster.yaml"
 	}
-	m := &Model{opts: opts, ctx: ctx, keys: defaultKeys(), st: defaultStyles(), help: help.New(), br: newBridge(), width: 80, height: 24}
+	m := &Model{opts: opts, ctx: ctx, action: install.ActionInstall, keys: defaultKeys(), st: defaultStyles(), help: help.New(), br: newBridge(), width: 80, height: 24}
 	c := opts.Cluster
 	if c == nil {
 		c = &cluster.Cluster{}
@@ -392,7 +396,7 @@ func (m *Model) bindings() []key.Binding {
 	case ScreenConnect, ScreenPreflight:
 		return []key.Binding{k.Enter, k.Retry, k.Up, k.Down, k.Back, k.Help}
 	case ScreenReview:
-		return []key.Binding{k.Enter, k.Save, k.Secrets, k.PageDown, k.Back, k.Help}
+		return []key.Binding{k.Enter, k.Save, k.Secrets, k.Plan, k.PageDown, k.Back, k.Help}
 	case ScreenInstall:
 		return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Quit, k.Help}
 	}

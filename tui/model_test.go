@@ -539,3 +539,78 @@ func TestInstallBigCluster(t *testing.T) {
 	d.keys("ctrl+c", "y")
 	close(more)
 }
+
+// TestReviewShowsPlan: Review names the phases the engine's own list
+// holds for the answers, phases without hosts left out, and tab shows
+// each phase's hosts.
+func TestReviewShowsPlan(t *testing.T) {
+	tests := []struct {
+		name    string
+		hosts   []cluster.Host
+		summary []string // lines of the summary, as shown
+		absent  []string
+		detail  []string
+	}{
+		{
+			name: "one master, two nodes",
+			hosts: []cluster.Host{
+				{IPs: []string{"10.3.0.1"}, Roles: []string{"master"}},
+				{IPs: []string{"10.3.0.2", "10.3.0.3"}, Roles: []string{"node"}},
+			},
+			summary: []string{
+				"Install on 3 hosts: distribute › registry › pre-install plugins › init-host ›",
+				"  init-master0 (1) › share (2) › join-node (2) › apps (1) › post-install plugins",
+			},
+			absent: []string{"join-master"},
+			detail: []string{
+				" 1. distribute            10.3.0.1, 10.3.0.2, 10.3.0.3",
+				" 5. init-master0          10.3.0.1 ",
+				" 6. share                 10.3.0.2, 10.3.0.3 ",
+				" 7. join-node             10.3.0.2, 10.3.0.3 ",
+				" 9. post-install plugins  10.3.0.1, 10.3.0.2, 10.3.0.3",
+			},
+		},
+		{
+			name:    "one host: no share, no joins",
+			hosts:   []cluster.Host{{IPs: []string{"10.3.0.1"}, Roles: []string{"master"}}},
+			summary: []string{"Install on 1 host: distribute › registry › pre-install plugins › init-host ›"},
+			absent:  []string{"share", "join-master", "join-node"},
+			detail:  []string{" 6. apps                  10.3.0.1 ", " 7. post-install plugins  10.3.0.1 "},
+		},
+		{
+			name: "three masters",
+			hosts: []cluster.Host{
+				{IPs: []string{"10.3.0.1", "10.3.0.2", "10.3.0.3"}, Roles: []string{"master"}},
+			},
+			summary: []string{"  init-master0 (1) › share (2) › join-master (2) › apps (1) ›\n  post-install plugins\n"},
+			absent:  []string{"join-node"},
+			detail:  []string{" 7. join-master           10.3.0.2, 10.3.0.3 "},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &cluster.Cluster{Name: "lab", Hosts: tt.hosts}
+			d := newDriver(t, Options{Cluster: c, AnswersPath: "lab.yaml", NewEngine: (&fakes{}).new})
+			d.wantScreen(tt.summary...)
+			d.rejectScreen(tt.absent...)
+			d.keys("tab")
+			d.wantScreen(tt.detail...)
+			d.rejectScreen(tt.absent...)
+			// Every phase of the engine's plan is on the pane, in order.
+			plan, err := install.Plan(d.m.c, install.ActionInstall)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, at := d.screen(), 0
+			for i, p := range plan {
+				j := strings.Index(s[at:], fmt.Sprintf("%2d. %s ", i+1, p.Name))
+				if j < 0 {
+					t.Fatalf("phase %d %s missing or out of order:\n%s", i+1, p.Name, s)
+				}
+				at += j
+			}
+			d.keys("tab")
+			d.wantScreen("apiVersion: sealer.io/v2")
+		})
+	}
+}

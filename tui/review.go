@@ -1,24 +1,30 @@
 package tui
 
 import (
+	"fmt"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/install"
 )
 
 type reviewScreen struct {
-	vp      viewport.Model
-	secrets bool // write the password and passphrase into the file: only when asked
-	asking  bool // the save path prompt is open
-	path    textinput.Model
-	saved   string
-	err     string
-	text    []byte
+	vp       viewport.Model
+	plan     []install.PlannedPhase // what the engine will run, from its own list
+	planErr  string
+	showPlan bool // the pane shows the plan's hosts instead of the answers file
+	secrets  bool // write the password and passphrase into the file: only when asked
+	asking   bool // the save path prompt is open
+	path     textinput.Model
+	saved    string
+	err      string
+	text     []byte
 }
 
 func newReviewScreen(m *Model) reviewScreen {
@@ -34,10 +40,20 @@ func (s *reviewScreen) setSize(w, h int) {
 	s.path.SetWidth(min(50, max(w-30, 10)))
 }
 
-// refresh renders the answers file as it will be saved. The screen shows
-// secrets the file includes as ***: asking to save them is no reason to
-// show them to whoever looks at the terminal.
+// refresh renders the answers file as it will be saved, and the plan the
+// engine makes of it. The screen shows secrets the file includes as ***:
+// asking to save them is no reason to show them to whoever looks at the
+// terminal.
 func (s *reviewScreen) refresh(m *Model) {
+	s.plan, s.planErr = nil, ""
+	if plan, err := install.Plan(m.c, m.action); err != nil {
+		s.planErr = err.Error()
+	} else {
+		s.plan = plan
+	}
+	if s.showPlan {
+		s.vp.SetContent(s.planText(m))
+	}
 	opts := cluster.MarshalOptions{IncludeSecrets: s.secrets}
 	b, err := m.c.Marshal(opts)
 	if err != nil {
@@ -52,7 +68,73 @@ func (s *reviewScreen) refresh(m *Model) {
 		}
 	}
 	s.text = b
-	s.vp.SetContent(strings.TrimRight(string(shown), "\n"))
+	if !s.showPlan {
+		s.vp.SetContent(strings.TrimRight(string(shown), "\n"))
+	}
+}
+
+// planSummary is the plan on a line or two: each phase with its number of
+// hosts, wrapped to the screen.
+func (s *reviewScreen) planSummary(m *Model) string {
+	if s.planErr != "" {
+		return m.st.Fail.Render("✗ " + s.planErr)
+	}
+	all := len(m.c.All())
+	parts := make([]string, len(s.plan))
+	for i, p := range s.plan {
+		parts[i] = p.Name
+		if len(p.Hosts) < all {
+			// Most phases run everywhere; the others say on how many.
+			parts[i] += " (" + itoa(len(p.Hosts)) + ")"
+		}
+	}
+	head := strings.ToUpper(m.action[:1]) + m.action[1:] + " on " + plural(all, "host") + ": "
+	return wrapJoin(head, parts, " › ", "  ", m.width)
+}
+
+// wrapJoin joins parts with sep after head, breaking lines between parts
+// only (a phase name such as init-host stays whole), later lines indented.
+func wrapJoin(head string, parts []string, sep, indent string, w int) string {
+	line, out := head, []string{}
+	for i, p := range parts {
+		if i < len(parts)-1 {
+			p += strings.TrimRight(sep, " ")
+		}
+		switch {
+		case line == head || line == indent:
+			line += p
+		case lipgloss.Width(line)+1+lipgloss.Width(p) > w:
+			out = append(out, line)
+			line = indent + p
+		default:
+			line += " " + p
+		}
+	}
+	return strings.Join(append(out, line), "\n")
+}
+
+// planText is the plan with every phase's hosts, for the pane.
+func (s *reviewScreen) planText(m *Model) string {
+	w := 0
+	for _, p := range s.plan {
+		w = max(w, lipgloss.Width(p.Name))
+	}
+	var lines []string
+	for i, p := range s.plan {
+		head := fmt.Sprintf("%2d. %s  ", i+1, padRight(p.Name, w))
+		lines = append(lines, head+hostList(p.Hosts, m.width-lipgloss.Width(head)))
+	}
+	lines = append(lines, "", m.st.Faint.Render("Steps a host already finished are skipped."))
+	return strings.Join(lines, "\n")
+}
+
+// hostList names the hosts in w cells: all of them when they fit, else the
+// first and last with their number.
+func hostList(ips []string, w int) string {
+	if all := strings.Join(ips, ", "); lipgloss.Width(all) <= w || len(ips) < 3 {
+		return all
+	}
+	return fmt.Sprintf("%s … %s (%d hosts)", ips[0], ips[len(ips)-1], len(ips))
 }
 
 // maskSecrets is a copy of c with every inline secret replaced by ***.
@@ -173,6 +255,10 @@ func (s *reviewScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Secrets):
 		s.secrets = !s.secrets
 		s.refresh(m)
+	case key.Matches(msg, k.Plan):
+		s.showPlan = !s.showPlan
+		s.refresh(m)
+		s.vp.GotoTop()
 	case key.Matches(msg, k.Enter):
 		if !m.preflightOK {
 			// Answers from a file, or edited since the checks: connect and
@@ -191,8 +277,16 @@ func (s *reviewScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 func (s *reviewScreen) view(m *Model) string {
 	st := m.st
 	var b strings.Builder
-	b.WriteString(st.Title.Render("Review") + st.Faint.Render("  the answers file as it will be saved") + "\n")
-	b.WriteString(st.Faint.Render(strings.Repeat("─", m.width)) + "\n")
+	what := "  the answers file as it will be saved (tab: the plan's hosts)"
+	if s.showPlan {
+		what = "  what " + m.action + " runs, phase by phase (tab: the answers file)"
+	}
+	b.WriteString(st.Title.Render("Review") + st.Faint.Render(what) + "\n")
+	summary := s.planSummary(m)
+	b.WriteString(summary + "\n")
+	// The pane takes what the summary leaves: the body is the title, the
+	// summary, the pane, a rule and two lines of status.
+	s.vp.SetHeight(max(m.bodyHeight()-4-strings.Count(summary, "\n")-1, 3))
 	b.WriteString(s.vp.View() + "\n")
 	b.WriteString(st.Faint.Render(strings.Repeat("─", m.width)) + "\n")
 	switch what, is, it := secretWords(m.c); {
