@@ -165,7 +165,16 @@ func (m *Model) allConnected() bool {
 	return true
 }
 
-func (m *Model) updateConnect(msg tea.KeyPressMsg) tea.Cmd {
+// connectScreen logs in to every host and asks about unknown host keys.
+type connectScreen struct{ plainScreen }
+
+func (connectScreen) title(*Model) string    { return "Connect" }
+func (connectScreen) enter(m *Model) tea.Cmd { return m.startConnect() }
+func (connectScreen) bindings(k keyMap) []key.Binding {
+	return []key.Binding{k.Enter, k.Retry, k.Up, k.Down, k.Back, k.Help}
+}
+
+func (connectScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	switch {
 	case key.Matches(msg, k.Back):
@@ -179,7 +188,7 @@ func (m *Model) updateConnect(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (m *Model) viewConnect() string {
+func (connectScreen) view(m *Model) string {
 	st := m.st
 	var b strings.Builder
 	b.WriteString(st.Title.Render("Connect") + st.Faint.Render(fmt.Sprintf("  logging in to %s at once as %s", plural(len(m.c.All()), "host"), m.c.SSH.User)) + "\n\n")

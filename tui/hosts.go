@@ -36,6 +36,7 @@ type hostRow struct {
 }
 
 type hostsScreen struct {
+	plainScreen
 	rows    []hostRow
 	base    []cluster.Host
 	name    textinput.Model // the cluster's name: metadata.name
@@ -67,7 +68,13 @@ func newHostsScreen(m *Model) hostsScreen {
 	return s
 }
 
-func (s *hostsScreen) setSize(w int) {
+func (s *hostsScreen) title(*Model) string    { return "Hosts" }
+func (s *hostsScreen) enter(m *Model) tea.Cmd { return s.setFocus(s.focus) }
+func (s *hostsScreen) bindings(k keyMap) []key.Binding {
+	return []key.Binding{k.Enter, k.Next, k.Role, k.Delete, k.Back, k.Help}
+}
+
+func (s *hostsScreen) setSize(w, _ int) {
 	s.input.SetWidth(min(48, max(w-30, 10)))
 	s.name.SetWidth(min(20, max(w-30, 10)))
 }

@@ -42,6 +42,7 @@ type phaseProgress struct {
 }
 
 type installScreen struct {
+	plainScreen
 	running     bool
 	confirmStop bool
 	stopping    bool
@@ -72,6 +73,13 @@ const slowAfter = 2 * time.Minute
 
 func newInstallScreen() installScreen {
 	return installScreen{vp: viewport.New(), trouble: viewport.New(), follow: true, hosts: map[string]*hostProgress{}}
+}
+
+// title is the action the screen runs: Install, or Join when it adds hosts.
+func (s *installScreen) title(m *Model) string  { return strings.ToUpper(m.action[:1]) + m.action[1:] }
+func (s *installScreen) enter(m *Model) tea.Cmd { return m.startInstall() }
+func (s *installScreen) bindings(k keyMap) []key.Binding {
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Quit, k.Help}
 }
 
 func (s *installScreen) setSize(w, h int) {
@@ -397,7 +405,21 @@ func roleShort(roles []string) string {
 	return strings.Join(roles, "+")
 }
 
-func (m *Model) viewDone() string {
+// doneScreen says how the run ended and what to run next.
+type doneScreen struct{ plainScreen }
+
+func (doneScreen) title(*Model) string { return "Done" }
+
+func (doneScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
+	if key.Matches(msg, m.keys.Enter, m.keys.Back) || msg.String() == "q" {
+		return m.quit()
+	}
+	return nil
+}
+
+func (doneScreen) bindings(k keyMap) []key.Binding { return []key.Binding{k.Enter, k.Quit} }
+
+func (doneScreen) view(m *Model) string {
 	st := m.st
 	var b strings.Builder
 	s := &m.install

@@ -20,24 +20,6 @@ import (
 	"github.com/sealpack/sealpack/install"
 )
 
-// Screen is one step of the wizard, in order.
-type Screen int
-
-const (
-	ScreenWelcome Screen = iota
-	ScreenHosts
-	ScreenSSH
-	ScreenConnect
-	ScreenPreflight
-	ScreenReview
-	ScreenInstall
-	ScreenDone
-)
-
-func (s Screen) String() string {
-	return [...]string{"Welcome", "Hosts", "SSH", "Connect", "Preflight", "Review", "Install", "Done"}[s]
-}
-
 // BundleInfo is what the Welcome screen says about the bundle; the stub
 // reads it from the index and trailer.
 type BundleInfo struct {
@@ -94,7 +76,8 @@ type Model struct {
 	width  int
 	height int
 
-	screen Screen
+	screen  Screen
+	screens []namedScreen // every screen, in the order of the step bar
 	// action is what the wizard will run: install, or join when it adds
 	// hosts to an installed cluster.
 	action   string
@@ -139,6 +122,19 @@ func New(ctx context.Context, opts Options) *Model {
 	m.ssh = newSSHScreen(m)
 	m.review = newReviewScreen(m)
 	m.install = newInstallScreen()
+	m.screens = []namedScreen{
+		{ScreenWelcome, welcomeScreen{}},
+		{ScreenHosts, &m.hosts},
+		{ScreenSSH, &m.ssh},
+		{ScreenConnect, connectScreen{}},
+		{ScreenPreflight, preflightScreen{}},
+		{ScreenReview, &m.review},
+		{ScreenInstall, &m.install},
+		{ScreenDone, doneScreen{}},
+	}
+	if m.screen == "" {
+		m.screen = ScreenWelcome
+	}
 	m.layout()
 	if m.screen == ScreenReview {
 		m.review.refresh(m)
@@ -226,44 +222,12 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		m.ssh.cancelCheck()
 	}
-	switch m.screen {
-	case ScreenWelcome:
-		if key.Matches(msg, k.Enter) {
-			return m.goTo(ScreenHosts)
-		}
-	case ScreenHosts:
-		return m.hosts.update(m, msg)
-	case ScreenSSH:
-		return m.ssh.update(m, msg)
-	case ScreenConnect:
-		return m.updateConnect(msg)
-	case ScreenPreflight:
-		return m.updatePreflight(msg)
-	case ScreenReview:
-		return m.review.update(m, msg)
-	case ScreenInstall:
-		return m.install.update(m, msg)
-	case ScreenDone:
-		if key.Matches(msg, k.Enter, k.Back) || msg.String() == "q" {
-			return m.quit()
-		}
-	}
-	return nil
+	return m.cur().update(m, msg)
 }
 
 // typing reports whether a text field has the keyboard, so printable keys
 // such as ? go into it.
-func (m *Model) typing() bool {
-	switch m.screen {
-	case ScreenHosts:
-		return m.hosts.typing()
-	case ScreenSSH:
-		return m.ssh.focused().isText
-	case ScreenReview:
-		return m.review.asking
-	}
-	return false
-}
+func (m *Model) typing() bool { return m.cur().typing() }
 
 func (m *Model) quit() tea.Cmd {
 	m.quitting = true
@@ -280,21 +244,7 @@ func (m *Model) quit() tea.Cmd {
 func (m *Model) goTo(s Screen) tea.Cmd {
 	m.screen = s
 	m.showHelp = false
-	switch s {
-	case ScreenHosts:
-		return m.hosts.setFocus(m.hosts.focus)
-	case ScreenSSH:
-		return m.ssh.focusCurrent()
-	case ScreenConnect:
-		return m.startConnect()
-	case ScreenPreflight:
-		return m.startPreflight()
-	case ScreenReview:
-		m.review.refresh(m)
-	case ScreenInstall:
-		return m.startInstall()
-	}
-	return nil
+	return m.cur().enter(m)
 }
 
 // edited records that the cluster changed: checks must run again.
@@ -307,10 +257,9 @@ func (m *Model) edited() {
 func (m *Model) layout() {
 	m.help.SetWidth(m.width)
 	body := m.bodyHeight()
-	m.review.setSize(m.width, body)
-	m.install.setSize(m.width, body)
-	m.hosts.setSize(m.width)
-	m.ssh.setSize(m.width)
+	for _, s := range m.screens {
+		s.setSize(m.width, body)
+	}
 }
 
 // The frame: title, step bar, a blank line, the body, the footer.
@@ -346,36 +295,19 @@ func (m *Model) render() string {
 	return strings.Join(out, "\n")
 }
 
-func (m *Model) viewScreen() string {
-	switch m.screen {
-	case ScreenWelcome:
-		return m.viewWelcome()
-	case ScreenHosts:
-		return m.hosts.view(m)
-	case ScreenSSH:
-		return m.ssh.view(m)
-	case ScreenConnect:
-		return m.viewConnect()
-	case ScreenPreflight:
-		return m.viewPreflight()
-	case ScreenReview:
-		return m.review.view(m)
-	case ScreenInstall:
-		return m.install.view(m)
-	case ScreenDone:
-		return m.viewDone()
-	}
-	return ""
-}
+func (m *Model) viewScreen() string { return m.cur().view(m) }
 
+// viewSteps is the step bar: the screens of this run, the current one marked.
 func (m *Model) viewSteps() string {
 	var parts []string
-	for s := ScreenWelcome; s <= ScreenDone; s++ {
-		name := s.String()
-		switch {
-		case s == m.screen:
+	for _, s := range m.screens {
+		if !s.shown(m) {
+			continue
+		}
+		name := s.title(m)
+		if s.id == m.screen {
 			parts = append(parts, m.st.StepActive.Render("["+name+"]"))
-		default:
+		} else {
 			parts = append(parts, m.st.Step.Render(name))
 		}
 	}
@@ -385,22 +317,10 @@ func (m *Model) viewSteps() string {
 // bindings lists the keys the active screen answers to, for the footer and
 // the help screen.
 func (m *Model) bindings() []key.Binding {
-	k := m.keys
-	switch m.screen {
-	case ScreenWelcome:
-		return []key.Binding{k.Enter, k.Help, k.Quit}
-	case ScreenHosts:
-		return []key.Binding{k.Enter, k.Next, k.Role, k.Delete, k.Back, k.Help}
-	case ScreenSSH:
-		return []key.Binding{k.Enter, k.Next, k.Prev, k.AuthMode, k.Back, k.Help}
-	case ScreenConnect, ScreenPreflight:
-		return []key.Binding{k.Enter, k.Retry, k.Up, k.Down, k.Back, k.Help}
-	case ScreenReview:
-		return []key.Binding{k.Enter, k.Save, k.Secrets, k.Plan, k.PageDown, k.Back, k.Help}
-	case ScreenInstall:
-		return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Quit, k.Help}
+	if b := m.cur().bindings(m.keys); len(b) > 0 {
+		return b
 	}
-	return []key.Binding{k.Enter, k.Quit}
+	return []key.Binding{m.keys.Enter, m.keys.Quit}
 }
 
 func (m *Model) footer() string {
@@ -412,7 +332,7 @@ func (m *Model) footer() string {
 
 func (m *Model) viewHelp() string {
 	var b strings.Builder
-	b.WriteString(m.st.Title.Render("Keys on the "+m.screen.String()+" screen") + "\n\n")
+	b.WriteString(m.st.Title.Render("Keys on the "+m.cur().title(m)+" screen") + "\n\n")
 	all := append(m.bindings(), m.keys.Help, m.keys.Quit)
 	seen := map[string]bool{}
 	for _, kb := range all {

@@ -11,7 +11,17 @@ import (
 	"github.com/sealpack/sealpack/install"
 )
 
-func (m *Model) updatePreflight(msg tea.KeyPressMsg) tea.Cmd {
+// preflightScreen runs the engine's checks on every host: there is no way
+// past a failed one.
+type preflightScreen struct{ plainScreen }
+
+func (preflightScreen) title(*Model) string    { return "Preflight" }
+func (preflightScreen) enter(m *Model) tea.Cmd { return m.startPreflight() }
+func (preflightScreen) bindings(k keyMap) []key.Binding {
+	return connectScreen{}.bindings(k)
+}
+
+func (preflightScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	hosts := m.c.All()
 	switch {
@@ -32,7 +42,7 @@ func (m *Model) updatePreflight(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (m *Model) viewPreflight() string {
+func (preflightScreen) view(m *Model) string {
 	st := m.st
 	var b strings.Builder
 	b.WriteString(st.Title.Render("Preflight") + st.Faint.Render("  every host checked before anything changes") + "\n\n")

@@ -15,6 +15,7 @@ import (
 )
 
 type reviewScreen struct {
+	plainScreen
 	vp       viewport.Model
 	plan     []install.PlannedPhase // what the engine will run, from its own list
 	planErr  string
@@ -32,6 +33,17 @@ func newReviewScreen(m *Model) reviewScreen {
 	p.Prompt = ""
 	p.SetValue(m.opts.AnswersPath)
 	return reviewScreen{vp: viewport.New(), path: p}
+}
+
+func (s *reviewScreen) title(*Model) string { return "Review" }
+func (s *reviewScreen) typing() bool        { return s.asking }
+func (s *reviewScreen) enter(m *Model) tea.Cmd {
+	s.refresh(m)
+	return nil
+}
+
+func (s *reviewScreen) bindings(k keyMap) []key.Binding {
+	return []key.Binding{k.Enter, k.Save, k.Secrets, k.Plan, k.PageDown, k.Back, k.Help}
 }
 
 func (s *reviewScreen) setSize(w, h int) {

@@ -28,6 +28,7 @@ type sshField struct {
 }
 
 type sshScreen struct {
+	plainScreen
 	inputs      [sshFields]textinput.Model // sshAuth has none
 	usePassword bool
 	// askPassphrase shows the passphrase field: the key was found
@@ -76,7 +77,14 @@ func newSSHScreen(m *Model) sshScreen {
 	return s
 }
 
-func (s *sshScreen) setSize(w int) {
+func (s *sshScreen) title(*Model) string    { return "SSH" }
+func (s *sshScreen) enter(m *Model) tea.Cmd { return s.focusCurrent() }
+func (s *sshScreen) typing() bool           { return s.focused().isText }
+func (s *sshScreen) bindings(k keyMap) []key.Binding {
+	return []key.Binding{k.Enter, k.Next, k.Prev, k.AuthMode, k.Back, k.Help}
+}
+
+func (s *sshScreen) setSize(w, _ int) {
 	for i := range s.inputs {
 		s.inputs[i].SetWidth(min(50, max(w-26, 10)))
 	}

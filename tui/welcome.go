@@ -4,10 +4,29 @@ import (
 	"fmt"
 	"strings"
 
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/sealpack/sealpack/internal/progress"
 )
 
-func (m *Model) viewWelcome() string {
+// welcomeScreen says what the bundle holds and what the wizard will do.
+type welcomeScreen struct{ plainScreen }
+
+func (welcomeScreen) title(*Model) string { return "Welcome" }
+
+func (welcomeScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
+	if key.Matches(msg, m.keys.Enter) {
+		return m.goTo(ScreenHosts)
+	}
+	return nil
+}
+
+func (welcomeScreen) bindings(k keyMap) []key.Binding {
+	return []key.Binding{k.Enter, k.Help, k.Quit}
+}
+
+func (welcomeScreen) view(m *Model) string {
 	st := m.st
 	bi := m.opts.Bundle
 	var b strings.Builder
