@@ -58,7 +58,16 @@ type Engine struct {
 	// by host and key.
 	runnerOffsets map[string]int64
 	dialMu        map[string]*sync.Mutex // one dial per host at a time
+	// dialGate bounds the handshakes in flight across all hosts (maxDials).
+	dialGate chan struct{}
 }
+
+// maxDials is how many SSH handshakes the engine has in flight at once:
+// preflight dials every host together, and a hundred key exchanges at once
+// cost this machine CPU and descriptors while gaining nothing (each takes
+// a few milliseconds). It is also OpenSSH's MaxStartups start (10), for an
+// installer that reaches many hosts through one jump host or NAT.
+const maxDials = 10
 
 // New returns an engine for the options.
 func New(opts Options) (*Engine, error) {
@@ -80,7 +89,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, c: opts.Cluster, conns: map[string]*Conn{}, facts: map[string]*Facts{}, counts: map[string]*HostCount{},
-		locked: map[*Conn]bool{}, dialMu: map[string]*sync.Mutex{}, runID: runID, runnerOffsets: map[string]int64{}}
+		locked: map[*Conn]bool{}, dialMu: map[string]*sync.Mutex{}, dialGate: make(chan struct{}, maxDials), runID: runID, runnerOffsets: map[string]int64{}}
 	st, err := loadState(opts.StateFile, func(msg string) { e.emit(Event{Kind: Warning, Message: msg}) })
 	if err != nil {
 		return nil, err
@@ -171,7 +180,7 @@ func (e *Engine) conn(ctx context.Context, n cluster.Node) (*Conn, error) {
 	}
 	if c == nil {
 		var err error
-		if c, err = Dial(ctx, n, &e.opts.HostKeys, &e.knownHostsMu, e.opts.Timeouts); err != nil {
+		if c, err = dial(ctx, n, &e.opts.HostKeys, &e.knownHostsMu, e.opts.Timeouts, e.dialGate); err != nil {
 			return nil, err
 		}
 		e.mu.Lock()

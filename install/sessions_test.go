@@ -46,3 +46,70 @@ func TestManySessionsOnOneConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestDialsAreRetried: an sshd that drops connections beyond its
+// MaxStartups (here 1: every handshake but one in flight is cut) and an
+// sshd that comes up late both end in a connection: dials are retried with
+// spread-out backoff until Timeouts.DialRetry passes.
+func TestDialsAreRetried(t *testing.T) {
+	bed := testbed.New(t, 1)
+	ctx := t.Context()
+	if _, err := bed.Exec(ctx, 0, "echo 'MaxStartups 1:100:1' >> /etc/ssh/sshd_config"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bed.StopSSH(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := bed.StartSSH(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, bed.KnownHosts(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := bed.Hosts[0]
+	node := cluster.Node{IP: h.IP.String(), Roles: []string{cluster.RoleMaster}, SSH: cluster.SSH{User: "root", PrivateKey: bed.KeyPath, Port: h.Port}}
+	policy := &install.HostKeyPolicy{KnownHosts: kh}
+	var mu sync.Mutex
+
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			c, err := install.Dial(ctx, node, policy, &mu, install.Timeouts{})
+			if err == nil {
+				_, err = c.Output(ctx, "true", time.Minute)
+				c.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("dial %d of %d at once to an sshd with MaxStartups 1: %v", i+1, n, err)
+		}
+	}
+
+	// sshd down for 6 s: longer than the old retries waited in all.
+	if err := bed.StopSSH(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		c, err := install.Dial(ctx, node, policy, &mu, install.Timeouts{})
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(6 * time.Second)
+	if err := bed.StartSSH(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("dial to an sshd that came up after %v: %v", time.Since(start).Round(time.Second), err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -217,13 +218,20 @@ const maxSessions = 8
 
 // Timeouts bound the network and every remote command.
 type Timeouts struct {
-	Dial    time.Duration // default 10s
-	Command time.Duration // default for commands without their own; default 10m
+	Dial time.Duration // one connection and its handshake; default 10s
+	// DialRetry is how long transient dial failures (refused, reset, a
+	// connection sshd drops beyond MaxStartups, timeouts) are retried;
+	// default 3×Dial.
+	DialRetry time.Duration
+	Command   time.Duration // default for commands without their own; default 10m
 }
 
 func (t Timeouts) withDefaults() Timeouts {
 	if t.Dial == 0 {
 		t.Dial = 10 * time.Second
+	}
+	if t.DialRetry == 0 {
+		t.DialRetry = 3 * t.Dial
 	}
 	if t.Command == 0 {
 		t.Command = 10 * time.Minute
@@ -232,9 +240,14 @@ func (t Timeouts) withDefaults() Timeouts {
 }
 
 // Dial connects and logs in to node, retrying transient network errors
-// (connection refused or reset, timeouts) a few times with backoff;
-// authentication and host key failures are final.
+// (see dialRetrying); authentication and host key failures are final.
 func Dial(ctx context.Context, node cluster.Node, policy *HostKeyPolicy, mu *sync.Mutex, t Timeouts) (*Conn, error) {
+	return dial(ctx, node, policy, mu, t, nil)
+}
+
+// dial is Dial with gate, when not nil, held during each attempt (not
+// while waiting to retry): it bounds the handshakes in flight across hosts.
+func dial(ctx context.Context, node cluster.Node, policy *HostKeyPolicy, mu *sync.Mutex, t Timeouts, gate chan struct{}) (*Conn, error) {
 	t = t.withDefaults()
 	methods, closeAgent, err := authMethods(node.SSH)
 	if err != nil {
@@ -251,19 +264,7 @@ func Dial(ctx context.Context, node cluster.Node, policy *HostKeyPolicy, mu *syn
 		return nil, err
 	}
 	cfg := &ssh.ClientConfig{User: node.SSH.User, Auth: methods, HostKeyCallback: cb, HostKeyAlgorithms: algos, Timeout: t.Dial}
-	var client *ssh.Client
-	backoff := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		client, err = dialHostKey(ctx, node, cfg)
-		if err == nil || !transient(err) || attempt == 4 || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-		backoff *= 2
-	}
+	client, err := dialRetrying(ctx, t.DialRetry, gate, func() (*ssh.Client, error) { return dialHostKey(ctx, node, cfg) })
 	if err != nil {
 		closeAgent()
 		return nil, fmt.Errorf("connect to %s as %s: %w", node.Addr(), node.SSH.User, err)
@@ -302,6 +303,43 @@ func dialContext(ctx context.Context, addr string, cfg *ssh.ClientConfig) (*ssh.
 	}
 	nc.SetDeadline(time.Time{})
 	return ssh.NewClient(conn, chans, reqs), nil
+}
+
+// dialRetrying calls attempt until it succeeds, fails for good, window has
+// passed since the first try or ctx ends. Waits grow exponentially with
+// full jitter: many dials refused at once (an sshd past MaxStartups drops
+// the connections beyond its limit) come back spread out, not in step.
+// gate, when not nil, is held during each attempt.
+func dialRetrying(ctx context.Context, window time.Duration, gate chan struct{}, attempt func() (*ssh.Client, error)) (*ssh.Client, error) {
+	const first, most = 100 * time.Millisecond, 5 * time.Second
+	deadline := time.Now().Add(window)
+	backoff := first
+	for {
+		if gate != nil {
+			select {
+			case gate <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		client, err := attempt()
+		if gate != nil {
+			<-gate
+		}
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return client, err
+		}
+		wait := time.Duration(mrand.Int64N(int64(backoff))) + time.Millisecond
+		if time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+		backoff = min(2*backoff, most)
+	}
 }
 
 // transient reports network errors worth retrying.
