@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/sealpack/sealpack/generator"
+	"github.com/sealpack/sealpack/install"
 	"github.com/sealpack/sealpack/internal/testbed"
 )
 
@@ -185,6 +186,15 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, out)
 	}
+	// The state directory records the installed cluster, for the wizard's
+	// start screen: its hosts, 0600.
+	rec := filepath.Join(r.dir, "state", install.ClusterRecord)
+	if c, err := install.InstalledCluster(filepath.Dir(rec)); err != nil || c == nil || len(c.All()) != 3 || c.Master0().IP != r.ip(0) {
+		t.Errorf("installed cluster record: %+v, %v", c, err)
+	}
+	if fi, err := os.Stat(rec); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("installed cluster record: %v, %v; want mode 0600", fi, err)
+	}
 	// The plan is what ran: the same phases, in the same order.
 	if planned, ran := planPhases(plan), finishedPhases(out); strings.Join(planned, ",") != strings.Join(ran, ",") || len(ran) < 5 {
 		t.Errorf("install --plan says %v, the install ran %v\n%s", planned, ran, plan)
@@ -273,6 +283,9 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 	out, code = r.run(ctx, "reset")
 	if code != 0 {
 		t.Fatalf("reset: exit %d\n%s", code, out)
+	}
+	if c, err := install.InstalledCluster(filepath.Dir(rec)); c != nil || err != nil {
+		t.Errorf("after reset, the cluster is still recorded as installed: %v, %v", c, err)
 	}
 	for i := range 3 {
 		if after := r.snapshot(i); after != before[i] {

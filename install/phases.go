@@ -52,6 +52,9 @@ func (e *Engine) install(ctx context.Context) error {
 	if err := e.runPhases(ctx, e.installPhases()); err != nil {
 		return err
 	}
+	if err := e.recordCluster(); err != nil {
+		return err
+	}
 	e.emit(Event{Kind: Info, Message: fmt.Sprintf("cluster installed on %d hosts in %v", len(e.c.All()), time.Since(start).Round(time.Millisecond))})
 	return nil
 }
@@ -382,6 +385,9 @@ func (e *Engine) Reset(ctx context.Context) error {
 	err = errors.Join(errs...)
 	if serr := e.state.save(); err == nil {
 		err = serr
+	}
+	if err == nil {
+		err = e.forgetCluster()
 	}
 	return err
 }

@@ -27,6 +27,9 @@ const (
 	ActionReset   = "reset"
 )
 
+// ErrUnknownAction is Plan's error for an action the engine does not run.
+var ErrUnknownAction = errors.New("unknown action")
+
 // phasesOf is the phase list an action runs: the one place each command
 // and Plan get it from. A new action (upgrade) adds its case here.
 func (e *Engine) phasesOf(action string) ([]phase, error) {
@@ -38,7 +41,7 @@ func (e *Engine) phasesOf(action string) ([]phase, error) {
 	case ActionReset:
 		return e.resetPhases(), nil
 	}
-	return nil, fmt.Errorf("plan: unknown action %q (want %s, %s or %s)", action, ActionInstall, ActionJoin, ActionReset)
+	return nil, fmt.Errorf("plan: %w %q (want %s, %s or %s)", ErrUnknownAction, action, ActionInstall, ActionJoin, ActionReset)
 }
 
 // PlannedPhase is one phase of a plan: its name and the addresses of the

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/sealpack/sealpack/cluster"
 )
 
 // localState is the installing host's record of finished steps, per host.
@@ -120,4 +122,44 @@ func writeFileDurable(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("sync the directory of %s: %w", path, err)
 	}
 	return nil
+}
+
+// ClusterRecord is the file beside the state file that holds the answers
+// of the cluster installed from this machine (inline secrets left out):
+// written when an install or join finishes, removed when a reset does. It
+// is how the installer, run with no arguments, knows there is a cluster to
+// add hosts to, reset or upgrade.
+const ClusterRecord = "cluster.yaml"
+
+// recordCluster writes the cluster's record beside the state file.
+func (e *Engine) recordCluster() error {
+	if e.opts.StateFile == "" {
+		return nil
+	}
+	data, err := e.c.Marshal(cluster.MarshalOptions{})
+	if err != nil {
+		return fmt.Errorf("record the installed cluster: %w", err)
+	}
+	return cluster.Save(filepath.Join(filepath.Dir(e.opts.StateFile), ClusterRecord), data)
+}
+
+// forgetCluster removes the record: the cluster is reset.
+func (e *Engine) forgetCluster() error {
+	if e.opts.StateFile == "" {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(filepath.Dir(e.opts.StateFile), ClusterRecord)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("forget the reset cluster: %w", err)
+	}
+	return nil
+}
+
+// InstalledCluster reads the record of the cluster installed from the state
+// directory dir: nil when there is none (never installed, or reset).
+func InstalledCluster(dir string) (*cluster.Cluster, error) {
+	p := filepath.Join(dir, ClusterRecord)
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return cluster.Load(p)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sealpack/sealpack/cluster"
 	"github.com/sealpack/sealpack/install"
 	"github.com/sealpack/sealpack/internal/sshsig"
+	"github.com/sealpack/sealpack/tui"
 )
 
 // engineFlags are shared by install, join and reset.
@@ -225,16 +226,42 @@ func stateDir(f *engineFlags, c *cluster.Cluster) string {
 	if f.stateDir != "" {
 		return f.stateDir
 	}
+	name := c.Name
+	if name == "" {
+		name = c.Master0().IP
+	}
+	return filepath.Join(stateBase(), name)
+}
+
+// stateBase holds every cluster's state directory, by name.
+func stateBase() string {
 	base := os.Getenv("XDG_STATE_HOME")
 	if base == "" {
 		home, _ := os.UserHomeDir()
 		base = filepath.Join(home, ".local", "state")
 	}
-	name := c.Name
-	if name == "" {
-		name = c.Master0().IP
+	return filepath.Join(base, "sealpack")
+}
+
+// installedClusters are the clusters this machine installed and has not
+// reset: the records in --state-dir, or in every state directory. A record
+// that does not load is reported in warn and left out.
+func installedClusters(f *engineFlags, warn func(error)) []tui.InstalledCluster {
+	dirs := []string{f.stateDir}
+	if f.stateDir == "" {
+		dirs, _ = filepath.Glob(filepath.Join(stateBase(), "*"))
 	}
-	return filepath.Join(base, "sealpack", name)
+	var out []tui.InstalledCluster
+	for _, d := range dirs {
+		c, err := install.InstalledCluster(d)
+		switch {
+		case err != nil:
+			warn(fmt.Errorf("the installed cluster in %s is not offered: %w", d, err))
+		case c != nil:
+			out = append(out, tui.InstalledCluster{Cluster: c, AnswersPath: filepath.Join(d, install.ClusterRecord)})
+		}
+	}
+	return out
 }
 
 // openLogs creates this run's log directory under the state directory.

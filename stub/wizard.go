@@ -25,10 +25,16 @@ func onTerminal(env *Env) bool {
 	return ok1 && ok2 && term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd())) && os.Getenv("TERM") != "dumb"
 }
 
-// runWizard opens the wizard (prefilled at Review when c is not nil), then
-// reports on the normal screen what the alternate screen showed last.
+// runWizard opens the wizard (prefilled at Review when c is not nil; at
+// Start when this machine installed a cluster), then reports on the normal
+// screen what the alternate screen showed last.
 func runWizard(ctx context.Context, env *Env, f *engineFlags, b *bundle.Bundle, c *cluster.Cluster, policy signaturePolicy) error {
+	var installed []tui.InstalledCluster
+	if c == nil {
+		installed = installedClusters(f, func(err error) { fmt.Fprintf(env.Stderr, "warning: %v\n", err) })
+	}
 	opts := tui.Options{
+		Installed:   installed,
 		Bundle:      bundleInfo(b, policy),
 		Cluster:     c,
 		AnswersPath: f.answers,
@@ -42,16 +48,16 @@ func runWizard(ctx context.Context, env *Env, f *engineFlags, b *bundle.Bundle, 
 	}
 	answers := res.Saved
 	if answers == "" {
-		answers = f.answers
+		answers = res.Answers
 	}
 	switch {
 	case res.Installed:
-		fmt.Fprintf(env.Stdout, "install finished on %d hosts. Answers: %s\n", len(res.Cluster.All()), answers)
+		fmt.Fprintf(env.Stdout, "%s finished on %d hosts. Answers: %s\n", res.Action, len(res.Cluster.All()), answers)
 		return nil
 	case res.Err != nil:
-		return fmt.Errorf("%w\n\nFix the cause, then run the same command again: finished steps are skipped:\n  %s", res.Err, unattended(f, "install", answers))
+		return fmt.Errorf("%w\n\nFix the cause, then run the same command again: finished steps are skipped:\n  %s", res.Err, unattended(f, res.Action, answers))
 	case res.Saved != "":
-		fmt.Fprintf(env.Stdout, "answers saved to %s; install later with:\n  %s\n", res.Saved, unattended(f, "install", res.Saved))
+		fmt.Fprintf(env.Stdout, "answers saved to %s; %s later with:\n  %s\n", res.Saved, res.Action, unattended(f, res.Action, res.Saved))
 	}
 	return errors.New("cancelled")
 }
@@ -80,7 +86,7 @@ func wizardEngine(f *engineFlags, b *bundle.Bundle, policy signaturePolicy) tui.
 				return nil, tui.EngineInfo{}, err
 			}
 		}
-		logs, logDir, dir, err := openLogs(f, cfg.Cluster, "install")
+		logs, logDir, dir, err := openLogs(f, cfg.Cluster, cfg.Action)
 		if err != nil {
 			return nil, tui.EngineInfo{}, err
 		}

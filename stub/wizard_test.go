@@ -14,6 +14,7 @@ import (
 	"github.com/sealpack/sealpack/bundle"
 	"github.com/sealpack/sealpack/cluster"
 	"github.com/sealpack/sealpack/generator"
+	"github.com/sealpack/sealpack/install"
 	"github.com/sealpack/sealpack/internal/testbed"
 	"github.com/sealpack/sealpack/stub"
 )
@@ -136,8 +137,9 @@ func TestWizardInstallsUnderTmux(t *testing.T) {
 		t.Fatal(err)
 	}
 	ip := func(i int) string { return bed.Hosts[i].IP.String() }
-	x := newTmux(t, dir, []string{"HOME=" + home, "TERM=xterm-256color", "NO_COLOR="},
-		"./"+filepath.Base(inst)+" --known-hosts "+filepath.Join(dir, "known_hosts")+" --state-dir "+filepath.Join(dir, "state"))
+	env := []string{"HOME=" + home, "TERM=xterm-256color", "NO_COLOR="}
+	command := "./" + filepath.Base(inst) + " --known-hosts " + filepath.Join(dir, "known_hosts") + " --state-dir " + filepath.Join(dir, "state")
+	x := newTmux(t, dir, env, command)
 
 	x.waitFor(30*time.Second, "[Welcome]", "Press Enter to start.", "linux/amd64", "not signed")
 	x.keys("Enter")
@@ -236,5 +238,25 @@ func TestWizardInstallsUnderTmux(t *testing.T) {
 	}
 	if len(c.Masters()) != 1 || len(c.Nodes()) != 2 {
 		t.Errorf("saved answers: masters %v nodes %v", c.Masters(), c.Nodes())
+	}
+
+	// Run again with no arguments: this machine holds the installed
+	// cluster, so the wizard opens at Start; reset it from there.
+	x.run("kill-server")
+	x = newTmux(t, dir, env, command)
+	x.waitFor(30*time.Second, "[Start]", "Cluster     "+c.Name, "Masters     "+ip(0), "> Add hosts", "Reset")
+	x.keys("Down", "Enter")
+	x.waitFor(5*time.Second, "Reset "+c.Name+"?", "from 3 hosts: "+ip(0)+", "+ip(1)+", "+ip(2))
+	x.keys("y")
+	x.waitFor(5*time.Minute, "[Done]", "✓ Reset "+c.Name)
+	x.keys("Enter")
+	x.waitFor(10*time.Second, "EXIT=0")
+	if rec, err := install.InstalledCluster(filepath.Join(dir, "state")); rec != nil || err != nil {
+		t.Errorf("after the reset, the cluster is still recorded as installed: %v, %v", rec, err)
+	}
+	for i := range 3 {
+		if out, _ := bed.Exec(context.Background(), i, "ls -d /var/lib/sealpack 2>/dev/null || true"); strings.TrimSpace(out) != "" {
+			t.Errorf("host %d keeps %s after the reset", i, out)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func (m *Model) begin() (context.Context, int) {
 func (m *Model) newEngine() tea.Cmd {
 	old := m.run.eng
 	m.run.eng, m.run.err = nil, nil
-	eng, info, err := m.opts.NewEngine(EngineConfig{Cluster: cloneCluster(m.c), Sink: m.br.sink(), Decide: m.br.decide})
+	eng, info, err := m.opts.NewEngine(EngineConfig{Cluster: cloneCluster(m.c), Sink: m.br.sink(), Decide: m.br.decide, Action: m.action})
 	if err != nil {
 		m.run.err = err
 	} else {
@@ -168,9 +168,13 @@ func (m *Model) allConnected() bool {
 // connectScreen logs in to every host and asks about unknown host keys.
 type connectScreen struct{ plainScreen }
 
-func (connectScreen) title(*Model) string    { return "Connect" }
+func (connectScreen) title(*Model) string { return "Connect" }
+
+// shown: a reset connects as it goes, with nothing to check first.
+func (connectScreen) shown(m *Model) bool    { return m.action != install.ActionReset }
 func (connectScreen) enter(m *Model) tea.Cmd { return m.startConnect() }
-func (connectScreen) bindings(k keyMap) []key.Binding {
+func (connectScreen) bindings(m *Model) []key.Binding {
+	k := m.keys
 	return []key.Binding{k.Enter, k.Retry, k.Up, k.Down, k.Back, k.Help}
 }
 
@@ -179,7 +183,7 @@ func (connectScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	switch {
 	case key.Matches(msg, k.Back):
 		m.run.stop()
-		return m.goTo(ScreenSSH)
+		return m.back()
 	case key.Matches(msg, k.Retry) && !m.run.busy:
 		return m.goTo(ScreenConnect)
 	case key.Matches(msg, k.Enter) && m.allConnected():

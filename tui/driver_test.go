@@ -250,6 +250,7 @@ type fakeEngine struct {
 	checks   []install.CheckResult
 	checkErr error
 	install  func(ctx context.Context, sink install.Sink) error
+	actions  []string // join, reset: what the wizard ran besides Install
 	closed   bool
 }
 
@@ -284,6 +285,16 @@ func (f *fakeEngine) Install(ctx context.Context) error {
 		return f.install(ctx, f.cfg.Sink)
 	}
 	return nil
+}
+
+// Join and Reset run the same replay as Install, recording the action.
+func (f *fakeEngine) Join(ctx context.Context) error  { f.ran("join"); return f.Install(ctx) }
+func (f *fakeEngine) Reset(ctx context.Context) error { f.ran("reset"); return f.Install(ctx) }
+
+func (f *fakeEngine) ran(action string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actions = append(f.actions, action)
 }
 
 func (f *fakeEngine) Close() error { f.closed = true; return nil }

@@ -20,6 +20,8 @@ type Engine interface {
 	Connect(ctx context.Context) map[string]error
 	Preflight(ctx context.Context) ([]install.CheckResult, error)
 	Install(ctx context.Context) error
+	Join(ctx context.Context) error
+	Reset(ctx context.Context) error
 	Close() error
 }
 
@@ -35,6 +37,9 @@ type EngineConfig struct {
 	// Decide is install.HostKeyPolicy.Decide: it asks the user about an
 	// unknown host key and blocks until they answer.
 	Decide func(ip string, key ssh.PublicKey) bool
+	// Action is what the engine will run (install, join, reset, upgrade):
+	// it names the run's log directory.
+	Action string
 }
 
 // EngineInfo tells the Done screen where the engine keeps its records.

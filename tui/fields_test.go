@@ -406,6 +406,9 @@ func TestSecretsNeverShown(t *testing.T) {
 	d.wantScreen("! The password and key passphrase are saved in plain text (p to leave them out).", "passwd: '***'", "pkPasswd: '***'")
 	look()
 	d.keys("p", "enter")
+	// Saving, then the install, run in commands: wait for their end, which
+	// a loaded machine may take longer than settle's pause to reach.
+	d.until(func() bool { return d.m.screen == ScreenDone })
 	look()
 	d.wantScreen("The install did not finish", "failed with ***")
 	d.wantText("The password and key passphrase are not in cluster.yaml: add ssh.passwdEnv and ssh.pkPasswdEnv")

@@ -13,6 +13,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/sealpack/sealpack/cluster"
+	"github.com/sealpack/sealpack/install"
 )
 
 // Hosts screen fields, in focus order (top to bottom).
@@ -36,7 +37,6 @@ type hostRow struct {
 }
 
 type hostsScreen struct {
-	plainScreen
 	rows    []hostRow
 	base    []cluster.Host
 	name    textinput.Model // the cluster's name: metadata.name
@@ -68,9 +68,13 @@ func newHostsScreen(m *Model) hostsScreen {
 	return s
 }
 
-func (s *hostsScreen) title(*Model) string    { return "Hosts" }
+func (s *hostsScreen) title(*Model) string { return "Hosts" }
+func (s *hostsScreen) shown(m *Model) bool {
+	return m.action == install.ActionInstall || m.action == install.ActionJoin
+}
 func (s *hostsScreen) enter(m *Model) tea.Cmd { return s.setFocus(s.focus) }
-func (s *hostsScreen) bindings(k keyMap) []key.Binding {
+func (s *hostsScreen) bindings(m *Model) []key.Binding {
+	k := m.keys
 	return []key.Binding{k.Enter, k.Next, k.Role, k.Delete, k.Back, k.Help}
 }
 
@@ -198,7 +202,7 @@ func (s *hostsScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	s.err = ""
 	switch {
 	case key.Matches(msg, k.Back) && !(s.focus == hostsFocusInput && s.input.Value() != ""):
-		return m.goTo(ScreenWelcome)
+		return m.back()
 	case key.Matches(msg, k.Next):
 		return s.cycle(1)
 	case key.Matches(msg, k.Prev):

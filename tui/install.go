@@ -78,7 +78,8 @@ func newInstallScreen() installScreen {
 // title is the action the screen runs: Install, or Join when it adds hosts.
 func (s *installScreen) title(m *Model) string  { return strings.ToUpper(m.action[:1]) + m.action[1:] }
 func (s *installScreen) enter(m *Model) tea.Cmd { return m.startInstall() }
-func (s *installScreen) bindings(k keyMap) []key.Binding {
+func (s *installScreen) bindings(m *Model) []key.Binding {
+	k := m.keys
 	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Quit, k.Help}
 }
 
@@ -88,8 +89,8 @@ func (s *installScreen) setSize(w, h int) {
 }
 
 // startInstall saves the answers when they exist nowhere yet (a resume
-// needs a file), then runs the engine's Install: the same code as
-// `install --answers --yes`, preflight included.
+// needs a file), then runs the engine's action: the same code as
+// `install --answers --yes` (or join, reset, upgrade), preflight included.
 func (m *Model) startInstall() tea.Cmd {
 	s := &m.install
 	*s = newInstallScreen()
@@ -121,15 +122,34 @@ func (m *Model) installCmd() tea.Cmd {
 			return tea.Batch(closeOld, m.install.finished(m, m.run.err))
 		}
 	}
+	run, err := m.runner(m.run.eng)
+	if err != nil {
+		return tea.Batch(closeOld, m.install.finished(m, err))
+	}
 	ctx, gen := m.begin()
-	eng := m.run.eng
 	br := m.br
 	// The result goes through the bridge behind the engine's events, so
 	// Done never shows before the last of them.
 	return tea.Batch(closeOld, func() tea.Msg {
-		br.send(installedMsg{gen: gen, err: eng.Install(ctx)})
+		br.send(installedMsg{gen: gen, err: run(ctx)})
 		return nil
 	})
+}
+
+// runner is the engine's method for the wizard's action.
+func (m *Model) runner(eng Engine) (func(context.Context) error, error) {
+	switch m.action {
+	case install.ActionJoin:
+		return eng.Join, nil
+	case install.ActionReset:
+		return eng.Reset, nil
+	case actionUpgrade:
+		if u, ok := eng.(upgrader); ok {
+			return u.Upgrade, nil
+		}
+		return nil, errors.New("this installer's engine cannot upgrade a cluster")
+	}
+	return eng.Install, nil
 }
 
 func (s *installScreen) finished(m *Model, err error) tea.Cmd {
@@ -137,6 +157,7 @@ func (s *installScreen) finished(m *Model, err error) tea.Cmd {
 	m.run.busy = false
 	s.err = err
 	m.result.Installed = err == nil
+	m.result.Action = m.action
 	m.result.Err = err
 	m.result.Aborted = false
 	return m.goTo(ScreenDone)
@@ -417,7 +438,10 @@ func (doneScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (doneScreen) bindings(k keyMap) []key.Binding { return []key.Binding{k.Enter, k.Quit} }
+func (doneScreen) bindings(m *Model) []key.Binding {
+	k := m.keys
+	return []key.Binding{k.Enter, k.Quit}
+}
 
 func (doneScreen) view(m *Model) string {
 	st := m.st
@@ -434,12 +458,20 @@ func (doneScreen) view(m *Model) string {
 		return "./installer.run " + verb + " --answers " + answers + " --yes"
 	}
 	bi := m.opts.Bundle
-	if s.err == nil {
-		kube := ""
-		if bi.KubeVersion != "" {
-			kube = " (Kubernetes " + bi.KubeVersion + ")"
+	took := " in " + since(s.start, s.last).Round(time.Second).String()
+	switch {
+	case s.err == nil && m.action == install.ActionReset:
+		b.WriteString(st.Pass.Render("✓ Reset") + " " + m.c.Name + ": the install is undone on " + plural(len(m.c.All()), "host") + took + "\n\n")
+	case s.err == nil:
+		hosts := plural(len(m.c.All()), "host")
+		switch m.action {
+		case install.ActionJoin:
+			b.WriteString(st.Pass.Render("✓ Hosts added:") + " " + m.c.Name + " runs on " + hosts + took + "\n\n")
+		case actionUpgrade:
+			b.WriteString(st.Pass.Render("✓ Upgraded") + " " + m.c.Name + " to " + bi.Name + kubeWords(bi.KubeVersion) + took + "\n\n")
+		default:
+			b.WriteString(st.Pass.Render("✓ Installed") + " " + bi.Name + kubeWords(bi.KubeVersion) + " on " + hosts + took + "\n\n")
 		}
-		b.WriteString(st.Pass.Render("✓ Installed") + " " + bi.Name + kube + " on " + plural(len(m.c.All()), "host") + " in " + since(s.start, s.last).Round(time.Second).String() + "\n\n")
 		var ms, ns []string
 		for _, n := range m.c.All() {
 			if n.IsMaster() {
@@ -456,8 +488,8 @@ func (doneScreen) view(m *Model) string {
 			b.WriteString("  Apps:     " + strings.Join(bi.Apps, ", ") + "\n")
 		}
 		b.WriteString("  Kubeconfig: " + install.KubeconfigHint(bi.Labels, m.c.Master0().IP) + "\n")
-	} else {
-		b.WriteString(st.Fail.Render("✗ The install did not finish") + "\n")
+	default:
+		b.WriteString(st.Fail.Render("✗ The "+m.action+" did not finish") + "\n")
 		msg := s.err.Error()
 		var pe *install.PreflightError
 		switch {
@@ -479,10 +511,12 @@ func (doneScreen) view(m *Model) string {
 		b.WriteString("  State:    " + m.run.info.StateDir + "\n")
 	}
 	b.WriteString("\n")
-	if s.err != nil {
+	switch {
+	case s.err != nil:
 		b.WriteString("Fix the cause, then resume (finished steps are skipped):\n")
-		b.WriteString(st.Bold.Render("  "+cmd("install")) + "\n")
-	} else {
+		b.WriteString(st.Bold.Render("  "+cmd(m.action)) + "\n")
+	case m.action == install.ActionReset:
+	default:
 		b.WriteString("Add hosts later: add them to the answers file, then\n")
 		b.WriteString(st.Bold.Render("  "+cmd("join")) + "\n")
 		b.WriteString("Undo the install on every host:\n")

@@ -49,7 +49,11 @@ type Options struct {
 	// DefaultKey is the first ~/.ssh/id_* that exists, found by the caller
 	// (the model does no I/O outside commands).
 	DefaultKey string
-	NewEngine  NewEngine
+	// Installed are the clusters this machine installed. With any, and no
+	// Cluster, the wizard opens at Start: add hosts, reset, upgrade, or a
+	// new cluster.
+	Installed []InstalledCluster
+	NewEngine NewEngine
 	// Command formats the command line that runs verb with an answers file
 	// unattended, for the Done screen.
 	Command func(verb, answers string) string
@@ -59,9 +63,12 @@ type Options struct {
 type Result struct {
 	Cluster   *cluster.Cluster
 	Saved     string // the answers file written, if any
-	Installed bool
-	Err       error // the install's error, when it ran and failed
-	Aborted   bool  // the user quit before the install finished
+	Installed bool   // the action finished (install, join, reset or upgrade)
+	Action    string // what ran, or would have: install, join, reset, upgrade
+	// Answers is the file the wizard's answers came from, when not Saved.
+	Answers string
+	Err     error // the install's error, when it ran and failed
+	Aborted bool  // the user quit before the install finished
 }
 
 // Model is the root model: it holds every screen's state, handles global
@@ -105,24 +112,19 @@ func New(ctx context.Context, opts Options) *Model {
 		opts.AnswersPath = "cluster.yaml"
 	}
 	m := &Model{opts: opts, ctx: ctx, action: install.ActionInstall, keys: defaultKeys(), st: defaultStyles(), help: help.New(), br: newBridge(), width: 80, height: 24}
-	c := opts.Cluster
-	if c == nil {
-		c = &cluster.Cluster{}
-	} else {
-		c = cloneCluster(c)
+	switch {
+	case opts.Cluster != nil:
 		m.screen = ScreenReview
+		m.load(opts.Cluster, opts.AnswersPath)
+	case len(opts.Installed) > 0:
+		m.screen = ScreenStart
+		m.load(opts.Installed[0].Cluster, opts.Installed[0].AnswersPath)
+	default:
+		m.load(nil, opts.AnswersPath)
 	}
-	if c.Name == "" {
-		// Validate needs a name, and the state directory is named after it.
-		c.Name = "cluster"
-	}
-	c.ApplyDefaults()
-	m.c = c
-	m.hosts = newHostsScreen(m)
-	m.ssh = newSSHScreen(m)
-	m.review = newReviewScreen(m)
 	m.install = newInstallScreen()
 	m.screens = []namedScreen{
+		{ScreenStart, &startScreen{}},
 		{ScreenWelcome, welcomeScreen{}},
 		{ScreenHosts, &m.hosts},
 		{ScreenSSH, &m.ssh},
@@ -136,16 +138,41 @@ func New(ctx context.Context, opts Options) *Model {
 		m.screen = ScreenWelcome
 	}
 	m.layout()
-	if m.screen == ScreenReview {
-		m.review.refresh(m)
-	}
+	// The screens a wizard opens at (Welcome, Start, Review) start no command.
+	m.cur().enter(m)
 	return m
+}
+
+// load makes c (a copy; an empty cluster when nil), read from path, the
+// cluster the wizard edits, with the screens built from it.
+func (m *Model) load(c *cluster.Cluster, path string) {
+	if path == "" {
+		path = "cluster.yaml"
+	}
+	m.opts.Cluster, m.opts.AnswersPath = c, path
+	if c == nil {
+		c = &cluster.Cluster{}
+	} else {
+		c = cloneCluster(c)
+	}
+	if c.Name == "" {
+		// Validate needs a name, and the state directory is named after it.
+		c.Name = "cluster"
+	}
+	c.ApplyDefaults()
+	m.c, m.dirty, m.preflightOK, m.result = c, false, false, Result{}
+	m.hosts = newHostsScreen(m)
+	m.ssh = newSSHScreen(m)
+	m.review = newReviewScreen(m)
+	if m.screens != nil {
+		m.layout()
+	}
 }
 
 // Result returns the outcome; read it from the final model after Run.
 func (m *Model) Result() Result {
 	r := m.result
-	r.Cluster = m.c
+	r.Cluster, r.Action, r.Answers = m.c, m.action, m.answersFile()
 	return r
 }
 
@@ -247,6 +274,20 @@ func (m *Model) goTo(s Screen) tea.Cmd {
 	return m.cur().enter(m)
 }
 
+// back goes to the screen before this one in this run's steps.
+func (m *Model) back() tea.Cmd {
+	prev := m.screen
+	for _, s := range m.screens {
+		if s.id == m.screen {
+			break
+		}
+		if s.shown(m) {
+			prev = s.id
+		}
+	}
+	return m.goTo(prev)
+}
+
 // edited records that the cluster changed: checks must run again.
 func (m *Model) edited() {
 	m.dirty = true
@@ -317,7 +358,7 @@ func (m *Model) viewSteps() string {
 // bindings lists the keys the active screen answers to, for the footer and
 // the help screen.
 func (m *Model) bindings() []key.Binding {
-	if b := m.cur().bindings(m.keys); len(b) > 0 {
+	if b := m.cur().bindings(m); len(b) > 0 {
 		return b
 	}
 	return []key.Binding{m.keys.Enter, m.keys.Quit}

@@ -15,11 +15,10 @@ import (
 // past a failed one.
 type preflightScreen struct{ plainScreen }
 
-func (preflightScreen) title(*Model) string    { return "Preflight" }
-func (preflightScreen) enter(m *Model) tea.Cmd { return m.startPreflight() }
-func (preflightScreen) bindings(k keyMap) []key.Binding {
-	return connectScreen{}.bindings(k)
-}
+func (preflightScreen) title(*Model) string             { return "Preflight" }
+func (preflightScreen) shown(m *Model) bool             { return connectScreen{}.shown(m) }
+func (preflightScreen) enter(m *Model) tea.Cmd          { return m.startPreflight() }
+func (preflightScreen) bindings(m *Model) []key.Binding { return connectScreen{}.bindings(m) }
 
 func (preflightScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
@@ -27,7 +26,7 @@ func (preflightScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	switch {
 	case key.Matches(msg, k.Back):
 		m.run.stop()
-		return m.goTo(ScreenConnect)
+		return m.back()
 	case key.Matches(msg, k.Retry) && !m.run.busy:
 		return m.goTo(ScreenPreflight)
 	case key.Matches(msg, k.Up):

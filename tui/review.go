@@ -15,7 +15,6 @@ import (
 )
 
 type reviewScreen struct {
-	plainScreen
 	vp       viewport.Model
 	plan     []install.PlannedPhase // what the engine will run, from its own list
 	planErr  string
@@ -36,13 +35,15 @@ func newReviewScreen(m *Model) reviewScreen {
 }
 
 func (s *reviewScreen) title(*Model) string { return "Review" }
+func (s *reviewScreen) shown(m *Model) bool { return connectScreen{}.shown(m) }
 func (s *reviewScreen) typing() bool        { return s.asking }
 func (s *reviewScreen) enter(m *Model) tea.Cmd {
 	s.refresh(m)
 	return nil
 }
 
-func (s *reviewScreen) bindings(k keyMap) []key.Binding {
+func (s *reviewScreen) bindings(m *Model) []key.Binding {
+	k := m.keys
 	return []key.Binding{k.Enter, k.Save, k.Secrets, k.Plan, k.PageDown, k.Back, k.Help}
 }
 
@@ -260,7 +261,7 @@ func (s *reviewScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	}
 	switch {
 	case key.Matches(msg, k.Back):
-		return m.goTo(ScreenPreflight)
+		return m.back()
 	case key.Matches(msg, k.Save):
 		s.asking = true
 		return s.path.Focus()

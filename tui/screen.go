@@ -37,7 +37,7 @@ type screen interface {
 	update(m *Model, msg tea.KeyPressMsg) tea.Cmd
 	view(m *Model) string
 	// bindings are the keys the screen answers to, for the footer and help.
-	bindings(k keyMap) []key.Binding
+	bindings(m *Model) []key.Binding
 	// typing says a text field has the keyboard, so ? is typed, not help.
 	typing() bool
 	// setSize gives the screen the terminal's width and the body's height.

@@ -28,7 +28,6 @@ type sshField struct {
 }
 
 type sshScreen struct {
-	plainScreen
 	inputs      [sshFields]textinput.Model // sshAuth has none
 	usePassword bool
 	// askPassphrase shows the passphrase field: the key was found
@@ -78,9 +77,11 @@ func newSSHScreen(m *Model) sshScreen {
 }
 
 func (s *sshScreen) title(*Model) string    { return "SSH" }
+func (s *sshScreen) shown(m *Model) bool    { return m.hosts.shown(m) }
 func (s *sshScreen) enter(m *Model) tea.Cmd { return s.focusCurrent() }
 func (s *sshScreen) typing() bool           { return s.focused().isText }
-func (s *sshScreen) bindings(k keyMap) []key.Binding {
+func (s *sshScreen) bindings(m *Model) []key.Binding {
+	k := m.keys
 	return []key.Binding{k.Enter, k.Next, k.Prev, k.AuthMode, k.Back, k.Help}
 }
 
@@ -194,7 +195,7 @@ func (s *sshScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	switch {
 	case key.Matches(msg, k.Back):
 		s.check(m)
-		return m.goTo(ScreenHosts)
+		return m.back()
 	case key.Matches(msg, k.Next, k.Down):
 		return s.move(1)
 	case key.Matches(msg, k.Prev, k.Up):

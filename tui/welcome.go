@@ -7,6 +7,8 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/sealpack/sealpack/install"
+
 	"github.com/sealpack/sealpack/internal/progress"
 )
 
@@ -14,15 +16,20 @@ import (
 type welcomeScreen struct{ plainScreen }
 
 func (welcomeScreen) title(*Model) string { return "Welcome" }
+func (welcomeScreen) shown(m *Model) bool { return m.action == install.ActionInstall }
 
 func (welcomeScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
-	if key.Matches(msg, m.keys.Enter) {
+	switch {
+	case key.Matches(msg, m.keys.Enter):
 		return m.goTo(ScreenHosts)
+	case key.Matches(msg, m.keys.Back) && len(m.opts.Installed) > 0:
+		return m.back()
 	}
 	return nil
 }
 
-func (welcomeScreen) bindings(k keyMap) []key.Binding {
+func (welcomeScreen) bindings(m *Model) []key.Binding {
+	k := m.keys
 	return []key.Binding{k.Enter, k.Help, k.Quit}
 }
 
