@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,15 +65,39 @@ func TestStartScreen(t *testing.T) {
 	d.wantScreen("[Start] > Hosts > SSH > Connect > Preflight > Review > Join > Done",
 		"Cluster     lab", "Masters     10.3.0.1", "Nodes       10.3.0.2, 10.3.0.3", "Answers     "+lab.AnswersPath,
 		"> Add hosts", "Reset", "New cluster")
-	// The engine has no upgrade plan yet: no upgrade is offered.
-	d.rejectScreen("Upgrade", "Welcome")
-	d.m.opts.Installed[0].AnswersPath = "/state/lab/cluster.yaml" // the golden screen's path
-	d.golden("start")
+	d.rejectScreen("Welcome")
+	checkFrame(t, d.screen(), 80, 24)
+	// Upgrade is offered when the engine has an upgrade plan, and then
+	// goes straight to connecting: the hosts are the installed ones.
+	if _, err := install.Plan(lab.Cluster, actionUpgrade); errors.Is(err, install.ErrUnknownAction) {
+		d.rejectScreen("Upgrade")
+	} else {
+		d.choose("Upgrade")
+		d.wantScreen("> Upgrade", "to this installer's versions (Kubernetes v1.33.1)", "[Start] > Connect > Preflight > Review > Upgrade > Done")
+	}
 	// The step bar follows the choice: a reset has no hosts to edit or check.
-	d.keys("down")
+	d.choose("Reset")
 	d.wantScreen("[Start] > Reset > Done")
-	d.keys("down")
+	d.choose("New cluster")
 	d.wantScreen("[Start] > Welcome > Hosts > SSH")
+}
+
+// choose moves the start screen's selection to the choice labelled label.
+func (d *driver) choose(label string) {
+	d.t.Helper()
+	s := d.m.cur().(*startScreen)
+	for i, c := range s.choices(d.m) {
+		if c.label == label {
+			for s.sel > i {
+				d.keys("up")
+			}
+			for s.sel < i {
+				d.keys("down")
+			}
+			return
+		}
+	}
+	d.t.Fatalf("no choice %q on:\n%s", label, d.screen())
 }
 
 // Add hosts: the installed cluster's hosts are loaded, the new one is
@@ -119,7 +144,8 @@ func TestStartAddHosts(t *testing.T) {
 func TestStartReset(t *testing.T) {
 	d, fs, lab := startDriver(t, nil)
 	before, _ := os.ReadFile(lab.AnswersPath)
-	d.keys("down", "enter")
+	d.choose("Reset")
+	d.keys("enter")
 	d.wantScreen("Reset lab?", "from 3 hosts: 10.3.0.1, 10.3.0.2, 10.3.0.3", "y reset")
 	d.m.opts.Installed[0].AnswersPath = "/state/lab/cluster.yaml"
 	d.golden("start-reset")
@@ -147,7 +173,8 @@ func TestStartResetFails(t *testing.T) {
 	d, _, _ := startDriver(t, func(ctx context.Context, sink install.Sink) error {
 		return &install.NodesFailedError{Failed: []install.HostFailure{{Host: "10.3.0.2", Phase: "reset", Err: context.DeadlineExceeded}}, Hosts: 3}
 	})
-	d.keys("down", "enter", "y")
+	d.choose("Reset")
+	d.keys("enter", "y")
 	d.wantScreen("✗ The reset did not finish", "10.3.0.2 in reset", "reset --answers")
 }
 
@@ -159,7 +186,9 @@ func TestStartNewCluster(t *testing.T) {
 	d.wantScreen("lab  (1 of 2: ←/→ for the others)")
 	d.keys("right")
 	d.wantScreen("edge  (2 of 2", "Masters     10.4.0.1")
-	d.keys("left", "down", "down", "enter")
+	d.keys("left")
+	d.choose("New cluster")
+	d.keys("enter")
 	if d.m.screen != ScreenWelcome || len(d.m.c.Hosts) != 0 {
 		t.Fatalf("New cluster: screen %v with hosts %v, want an empty Welcome", d.m.screen, d.m.c.Hosts)
 	}
@@ -168,6 +197,7 @@ func TestStartNewCluster(t *testing.T) {
 	if d.m.screen != ScreenStart {
 		t.Fatalf("Esc on Welcome went to %v, want Start", d.m.screen)
 	}
-	d.keys("up", "up", "enter")
+	d.choose("Add hosts")
+	d.keys("enter")
 	d.wantScreen("[Hosts]", "10.3.0.2")
 }
