@@ -336,6 +336,8 @@ func reviewAndSave(t *testing.T, d *driver, secrets ...string) []byte {
 	}
 	d.rejectScreen(secrets...)
 	d.keys("s", "enter")
+	// The save runs in a command: wait for it, however loaded the machine.
+	d.until(func() bool { return d.m.review.saved != "" || d.m.review.err != "" })
 	d.wantScreen("✓ Saved cluster.yaml")
 	b, err := os.ReadFile("cluster.yaml")
 	if err != nil {

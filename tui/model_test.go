@@ -322,6 +322,7 @@ func TestReviewSave(t *testing.T) {
 	d.keys("s")
 	d.wantScreen("Save to:", path)
 	d.keys("enter")
+	d.until(func() bool { return d.m.review.saved != "" || d.m.review.err != "" })
 	d.wantScreen("✓ Saved " + path)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -345,7 +346,9 @@ func TestReviewSave(t *testing.T) {
 	d.keys("p")
 	d.wantScreen("passwd: '***'", "saved in plain text")
 	d.rejectScreen("pw-42")
+	d.m.review.saved = ""
 	d.keys("s", "enter")
+	d.until(func() bool { return d.m.review.saved != "" || d.m.review.err != "" })
 	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "pw-42") {
 		t.Fatalf("password not saved when asked:\n%s", b)
 	}

@@ -124,6 +124,8 @@ func TestStartAddHosts(t *testing.T) {
 	}
 	d.wantScreen("Join on 4 hosts:", "join-node (3)")
 	d.keys("enter")
+	// Saving the added host, then the join, run in commands.
+	d.until(func() bool { return d.m.screen == ScreenDone })
 	if d.m.screen != ScreenDone {
 		t.Fatalf("screen %v, want Done", d.m.screen)
 	}
@@ -155,6 +157,7 @@ func TestStartReset(t *testing.T) {
 		t.Fatalf("%d engines built before the reset was confirmed", fs.n)
 	}
 	d.keys("enter", "y")
+	d.until(func() bool { return d.m.screen == ScreenDone })
 	if d.m.screen != ScreenDone {
 		t.Fatalf("screen %v, want Done", d.m.screen)
 	}
@@ -175,6 +178,7 @@ func TestStartResetFails(t *testing.T) {
 	})
 	d.choose("Reset")
 	d.keys("enter", "y")
+	d.until(func() bool { return d.m.screen == ScreenDone })
 	d.wantScreen("✗ The reset did not finish", "10.3.0.2 in reset", "reset --answers")
 }
 
