@@ -43,8 +43,15 @@ import (
 const Root = "root"
 
 // scriptTimeout bounds one run of the script; "up" of a few hosts takes
-// about a second, so this is only hit when something hangs.
-const scriptTimeout = 2 * time.Minute
+// about a second, so this is only hit when something hangs. "up" and
+// "down" get perHostTimeout more for each host: the kernel makes network
+// namespaces one at a time, about a second each on a busy machine.
+const (
+	scriptTimeout  = 2 * time.Minute
+	perHostTimeout = 5 * time.Second
+)
+
+func bedTimeout(hosts int) time.Duration { return scriptTimeout + time.Duration(hosts)*perHostTimeout }
 
 // Host is one machine of a bed.
 type Host struct {
@@ -185,7 +192,7 @@ func New(tb testing.TB, n int, opts ...Option) *Bed {
 	for _, i := range slices.Sorted(maps.Keys(o.bandwidth)) {
 		args = append(args, "--bandwidth", fmt.Sprintf("%d=%s", i+1, o.bandwidth[i]))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), bedTimeout(n))
 	defer cancel()
 	start := time.Now()
 	if _, err := b.run(ctx, args...); err != nil {
@@ -299,7 +306,7 @@ func (b *Bed) Close() error {
 	b.closeOnce.Do(func() {
 		// Not the test's context: it is already cancelled when cleanups run,
 		// and teardown must happen anyway.
-		ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), bedTimeout(len(b.Hosts)))
 		defer cancel()
 		if _, err := b.run(ctx, "down", b.Name); err != nil {
 			b.closeErr = fmt.Errorf("tear down bed %s: %w", b.Name, err)

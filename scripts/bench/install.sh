@@ -1,64 +1,92 @@
 #!/usr/bin/env bash
-# Install benchmark: a ~1 GiB bundle installed on 1, 3 and 6 namespaced hosts,
-# then the same with every host's link limited to 200 Mbit/s (tc tbf).
-# Prints seconds and the 6-host / 1-host ratio (goal <= 1.5x). Needs root.
-# Usage: scripts/bench/install.sh [SIZE_MIB] (default 1024)
+# Install benchmark (issue 15): the test cluster image with a payload of random data (16 MiB and
+# ~70 MiB by default: 39 and 93 MiB installers) installed on 1, 10, 40 and 100 namespaced hosts
+# (1 master + N-1 nodes), every host's link and the installing machine's bridge limited to
+# 200 Mbit/s with tc (tbf). For each run it prints wall seconds, the time of every phase, the
+# installer's peak RSS (VmHWM) and peak open descriptors (sampled every 0.2 s), and the bytes this
+# machine sent into the bed (the bridge device's transmit counter: traffic between hosts never
+# crosses it) as a multiple of the installer; then the 40-host / 1-host ratio. Needs root.
+#
+# Usage: scripts/bench/install.sh
+#   BENCH_PAYLOADS="16 70"   payload sizes in MiB
+#   BENCH_HOSTS="1 10 40 100" host counts (one bed of the largest is built, and reset between runs)
+#   BENCH_RATE=200mbit       tc rate, "none" for unlimited
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-size_mib=${1:-1024}
+payloads=${BENCH_PAYLOADS:-16 70}
+hosts=${BENCH_HOSTS:-1 10 40 100}
+rate=${BENCH_RATE:-200mbit}
 work=$(mktemp -d /var/tmp/sealpack-bench-install.XXXXXX)
 bed=benchinst$$
 trap 'scripts/testbed/testbed.sh down $bed >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 make -s gen >/dev/null
-ctx=$work/ctx
-mkdir -p "$ctx/data"
-cp -r testdata/e2e/image/scripts testdata/e2e/image/etc "$ctx/"
-# Half random (incompressible, like images and binaries), half text.
-head -c $((size_mib / 2))M /dev/urandom > "$ctx/data/random.bin"
-# (cat repeats the sources until the size is reached; head ends the pipe early.)
-{ while :; do find /usr/local/go/src -type f -name '*.go' -print0 | xargs -0 cat 2>/dev/null || break; done; } | head -c $((size_mib / 2))M > "$ctx/data/text.txt" || true
-cat > "$ctx/Kubefile" <<'KF'
-FROM scratch
-ENV TEST_IMAGE_ENV=bench
-COPY scripts /scripts
-COPY etc /etc
-COPY data /data
-KF
-./bin/gen -f "$ctx/Kubefile" -o "$work/installer.run" >/dev/null
-bundle_size=$(stat -c %s "$work/installer.run")
+max=0
+for n in $hosts; do [ "$n" -gt "$max" ] && max=$n; done
+bw=()
+if [ "$rate" != none ]; then for i in $(seq 1 "$max"); do bw+=(--bandwidth "$i=$rate"); done; fi
+t0=$(date +%s)
+scripts/testbed/testbed.sh up "$bed" "$max" --dir "$work/bed" "${bw[@]}" >/dev/null
+bridge=$(sed -n 's/^BRIDGE=//p' "$work/bed/bed.env")
+net=$(sed -n 's/^SUBNET=//p' "$work/bed/bed.env" | cut -d/ -f1 | sed 's/\.0$//')
+# The installing machine's side: what it sends into the bed leaves through the bridge device.
+[ "$rate" = none ] || tc qdisc replace dev "$bridge" root tbf rate "$rate" burst 64kb latency 200ms
+echo "bed of $max hosts up in $(($(date +%s) - t0)) s; machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-run() { # hosts bandwidth
-  local n=$1 bw=$2 args=()
-  if [ "$bw" != none ]; then for i in $(seq 1 "$n"); do args+=(--bandwidth "$i=$bw"); done; fi
-  scripts/testbed/testbed.sh up "$bed" "$n" --dir "$work/bed" "${args[@]}" >/dev/null
-  local net; net=$(sed -n 's/^SUBNET=//p' "$work/bed/bed.env" | cut -d/ -f1 | sed 's/\.0$//')
-  local nodes=""
-  for i in $(seq 2 "$n"); do nodes="$nodes${nodes:+, }$net.$i"; done
-  {
-    printf 'apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: bench\nspec:\n  hosts:\n    - ips: [%s.1]\n      roles: [master]\n' "$net"
-    [ -n "$nodes" ] && printf '    - ips: [%s]\n      roles: [node]\n' "$nodes"
-    printf '  ssh:\n    user: root\n    pk: %s\n' "$work/bed/client_key"
-  } > "$work/cluster.yaml"
-  local start end
-  start=$(date +%s.%N)
-  "$work/installer.run" install --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" > "$work/install-$n-$bw.log" 2>&1 \
-    || { echo "install on $n hosts failed:" >&2; tail -20 "$work/install-$n-$bw.log" >&2; exit 1; }
-  end=$(date +%s.%N)
-  scripts/testbed/testbed.sh down "$bed" >/dev/null
-  rm -rf "$work/bed" "$work/state"
-  local sent; sent=$(grep -o 'sent [0-9.]* [KMG]iB from this machine' "$work/install-$n-$bw.log" | head -1)
-  secs=$(echo "$end - $start" | bc)
-  t[$n-$bw]=$secs
-  printf '%-6s %-10s %-9.2f %s\n' "$n" "$bw" "$secs" "$sent"
+answers() { # n
+	local n=$1 nodes="" i
+	for i in $(seq 2 "$n"); do nodes="$nodes${nodes:+, }$net.$i"; done
+	printf 'apiVersion: sealer.io/v2\nkind: Cluster\nmetadata:\n  name: bench\nspec:\n  hosts:\n    - ips: [%s.1]\n      roles: [master]\n' "$net"
+	[ -z "$nodes" ] || printf '    - ips: [%s]\n      roles: [node]\n' "$nodes"
+	printf '  ssh:\n    user: root\n    pk: %s\n' "$work/bed/client_key"
 }
 
-echo "bundle: $((bundle_size / 1048576)) MiB; machine: $(nproc) cores"
-printf '%-6s %-10s %-9s %s\n' hosts link seconds "this machine sent"
-declare -A t
-for bw in none 200mbit; do
-  for n in 1 3 6; do
-    run "$n" "$bw"
-  done
-  printf 'ratio 6/1 hosts (%s): %.2fx (goal <= 1.5x)\n' "$bw" "$(echo "${t[6-$bw]} / ${t[1-$bw]}" | bc -l)"
+# sample PID: prints "peak_rss_kib peak_fds" once PID has exited.
+sample() {
+	local pid=$1 rss=0 fds=0 r f
+	while kill -0 "$pid" 2>/dev/null; do
+		r=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null || true)
+		f=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
+		[ -n "$r" ] && [ "$r" -gt "$rss" ] && rss=$r
+		[ "$f" -gt "$fds" ] && fds=$f
+		sleep 0.2
+	done
+	echo "$rss $fds"
+}
+
+declare -A secs
+for p in $payloads; do
+	ctx=$work/ctx-$p
+	mkdir -p "$ctx/data"
+	cp -r testdata/e2e/image/scripts testdata/e2e/image/etc "$ctx/"
+	head -c "${p}M" /dev/urandom >"$ctx/data/random.bin"
+	printf 'FROM scratch\nENV TEST_IMAGE_ENV=bench\nCOPY scripts /scripts\nCOPY etc /etc\nCOPY data /data\n' >"$ctx/Kubefile"
+	./bin/gen -f "$ctx/Kubefile" -o "$work/installer-$p.run" >/dev/null
+	size=$(stat -c %s "$work/installer-$p.run")
+	echo
+	echo "payload $p MiB: installer $((size / 1048576)) MiB, link $rate"
+	printf '%-6s %-8s %-9s %-8s %-9s %s\n' hosts seconds "sent" "RSS MiB" "peak fds" "phases (s)"
+	for n in $hosts; do
+		answers "$n" >"$work/cluster.yaml"
+		log=$work/install-$p-$n.log
+		tx0=$(cat "/sys/class/net/$bridge/statistics/tx_bytes")
+		start=$(date +%s.%N)
+		"$work/installer-$p.run" install --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" >"$log" 2>&1 &
+		pid=$!
+		read -r rss fds < <(sample "$pid")
+		wait "$pid" || { echo "install on $n hosts failed:" >&2; tail -30 "$log" >&2; exit 1; }
+		end=$(date +%s.%N)
+		tx=$(($(cat "/sys/class/net/$bridge/statistics/tx_bytes") - tx0))
+		secs[$p-$n]=$(echo "$end - $start" | bc)
+		phases=$(sed -n 's/^\[cluster\] \(.*\) finished in \([0-9.hms]*\).*/\1=\2/p' "$log" | tr ' ' '_' | paste -sd' ')
+		printf '%-6s %-8.1f %-9s %-8s %-9s %s\n' "$n" "${secs[$p-$n]}" "$(echo "scale=3; $tx / $size" | bc)x" "$((rss / 1024))" "$fds" "$phases"
+		# Back to clean hosts for the next run (its time is not counted).
+		"$work/installer-$p.run" reset --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" >"$log.reset" 2>&1 ||
+			{ echo "reset after $n hosts failed:" >&2; tail -20 "$log.reset" >&2; exit 1; }
+		rm -rf "$work/state"
+	done
+	if [ -n "${secs[$p-1]:-}" ] && [ -n "${secs[$p-40]:-}" ]; then
+		printf 'ratio 40/1 hosts (payload %s MiB): %.2fx (goal <= 3x)\n' "$p" "$(echo "${secs[$p-40]} / ${secs[$p-1]}" | bc -l)"
+	fi
 done
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -13,6 +13,7 @@ readonly SUBNET_PREFIX=10.247              # bed k gets 10.247.k.0/24
 readonly MAX_INDEX=250
 readonly MAX_HOSTS=200                     # host i gets .i; the root namespace gets .254
 readonly TESTBED_USER=sp
+readonly BUILD_JOBS=8                      # hosts built (and torn down) at once
 # Directories each host sees privately. Overlays keep the real contents visible
 # (sshd, sudo and apt need /etc and /var/lib); binds start empty.
 readonly OVERLAY_DIRS="etc opt var/lib usr/local"
@@ -254,7 +255,7 @@ alloc_index() {
 build_bed() {
 	local name=$1 n=$2 index=$3 dir=$4
 	local -n disks=$5 rates=$6
-	local br password i
+	local br password i pid
 	br=$(bridge_name "$index")
 	# Marker so teardown removes only a directory this script made.
 	: >"$dir/.sealpack-testbed"
@@ -283,12 +284,31 @@ build_bed() {
 	for ((i = 1; i <= n; i++)); do
 		echo "$(host_ip "$index" "$i") h$i" >>"$dir/hosts"
 	done
+	# Hosts are built a few at a time: one takes about a second, mostly
+	# waiting on ssh-keygen, mounts and sshd, so a bed of a hundred comes up
+	# in well under a minute instead of over two.
+	local -a jobs=()
+	local failed=0
+	for ((i = 1; i <= n; i++)); do
+		(
+			trap - EXIT
+			build_host "$name" "$dir" "$index" "$i" "$password" "${disks[$i]:-}"
+			if [ -n "${rates[$i]:-}" ]; then
+				set_bandwidth "$index" "$i" "${rates[$i]}"
+			fi
+		) &
+		jobs+=($!)
+		if [ ${#jobs[@]} -ge $BUILD_JOBS ]; then
+			wait -n || failed=1
+			jobs=($(jobs -pr))
+		fi
+		[ $failed = 0 ] || break
+	done
+	for pid in $(jobs -pr); do wait "$pid" || failed=1; done
+	wait || true
+	[ $failed = 0 ] || die "building the hosts failed (see the messages above)"
 	: >"$dir/known_hosts"
 	for ((i = 1; i <= n; i++)); do
-		build_host "$name" "$dir" "$index" "$i" "$password" "${disks[$i]:-}"
-		if [ -n "${rates[$i]:-}" ]; then
-			set_bandwidth "$index" "$i" "${rates[$i]}"
-		fi
 		{
 			echo "H${i}_NAME=h$i"
 			echo "H${i}_IP=$(host_ip "$index" "$i")"
@@ -568,6 +588,38 @@ teardown_locked() {
 	teardown "$1"
 }
 
+# teardown_host kills every process of host i and removes its namespace and
+# veth; it prints what it could not remove.
+teardown_host() {
+	local i=$1 ns=$2 pids
+	# Every process in the host dies: the holder, sshd, sessions and
+	# anything they started. Then the mount namespace has no member and
+	# its mounts go with it.
+	# A process may have left the host's network namespace but still
+	# pin its mounts; find those through the holder's mount namespace.
+	# An open descriptor pins that namespace while we kill: once its
+	# last process dies the kernel reuses its number for a new one,
+	# maybe another bed's host being built right now.
+	local mntns="" holder mntfd=""
+	if holder=$(holder_pid "$DIR" "$INDEX" "$i") && exec {mntfd}<"/proc/$holder/ns/mnt"; then
+		mntns=$(readlink "/proc/$BASHPID/fd/$mntfd") # $$ is wrong in a subshell
+	fi
+	local deadline=$((SECONDS + 30))
+	while pids=$(host_pids "$ns" "$mntns") && [ -n "$pids" ] && [ $SECONDS -lt $deadline ]; do
+		# shellcheck disable=SC2086 # a list of pids
+		kill -KILL $pids 2>/dev/null || true
+		sleep 0.02
+	done
+	if [ -n "$(host_pids "$ns" "$mntns")" ]; then
+		# Keep the namespace: it is how a later "down" finds them.
+		echo "processes-in-$ns"
+		return 0
+	fi
+	if [ -n "$mntfd" ]; then exec {mntfd}<&-; fi
+	ip link del "$(veth_name "$INDEX" "$i")" 2>/dev/null || true
+	ip netns del "$ns" 2>/dev/null || echo "netns-$ns"
+}
+
 # teardown removes everything of bed NAME; the registry lock is held. It goes
 # on after errors so a half-built bed is still removed, and fails at the end
 # if anything is left.
@@ -576,39 +628,23 @@ teardown() {
 	load_bed "$name"
 	local n=$MAX_HOSTS
 	[ -z "$N" ] || n=$N
+	# Hosts are torn down a few at a time, as they are built; what is left
+	# of each is collected in a file, since the jobs are subshells.
+	local leftfile
+	leftfile=$(mktemp)
 	for ((i = 1; i <= n; i++)); do
 		ns=$(netns_name "$INDEX" "$i")
 		if [ ! -e "/run/netns/$ns" ]; then
 			if [ -z "$N" ]; then break; fi # unknown N (failed early): stop at the first gap
 			continue
 		fi
-		# Every process in the host dies: the holder, sshd, sessions and
-		# anything they started. Then the mount namespace has no member and
-		# its mounts go with it.
-		# A process may have left the host's network namespace but still
-		# pin its mounts; find those through the holder's mount namespace.
-		# An open descriptor pins that namespace while we kill: once its
-		# last process dies the kernel reuses its number for a new one,
-		# maybe another bed's host being built right now.
-		local mntns="" holder mntfd=""
-		if holder=$(holder_pid "$DIR" "$INDEX" "$i") && exec {mntfd}<"/proc/$holder/ns/mnt"; then
-			mntns=$(readlink "/proc/$BASHPID/fd/$mntfd") # $$ is wrong in a subshell
-		fi
-		local deadline=$((SECONDS + 30))
-		while pids=$(host_pids "$ns" "$mntns") && [ -n "$pids" ] && [ $SECONDS -lt $deadline ]; do
-			# shellcheck disable=SC2086 # a list of pids
-			kill -KILL $pids 2>/dev/null || true
-			sleep 0.02
-		done
-		if [ -n "$(host_pids "$ns" "$mntns")" ]; then
-			# Keep the namespace: it is how a later "down" finds them.
-			left="$left processes-in-$ns"
-		fi
-		if [ -n "$mntfd" ]; then exec {mntfd}<&-; fi
-		case $left in *"processes-in-$ns"*) continue ;; esac
-		ip link del "$(veth_name "$INDEX" "$i")" 2>/dev/null || true
-		ip netns del "$ns" 2>/dev/null || left="$left netns-$ns"
+		teardown_host "$i" "$ns" >>"$leftfile" &
+		if [ "$(jobs -pr | wc -l)" -ge $BUILD_JOBS ]; then wait -n || true; fi
 	done
+	wait
+	left=$(tr '\n' ' ' <"$leftfile")
+	left=${left:+ ${left% }}
+	rm -f "$leftfile"
 	if ip link show "$(bridge_name "$INDEX")" >/dev/null 2>&1; then
 		ip link del "$(bridge_name "$INDEX")" || left="$left bridge-$(bridge_name "$INDEX")"
 	fi
