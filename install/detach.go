@@ -36,41 +36,79 @@ import (
 
 // runnerStart starts a runner in the current directory (the key's) unless
 // one is running or has a result to take; it prints "started", "running"
-// or "finished", then follows the log from byte OFF until the runner ends
+// or "finished", then copies the log from byte OFF until the runner ends
 // and exits with its status.
+//
+// The session that starts a runner is its parent, so it waits for it with
+// wait, which returns the moment it ends, while a follower process copies
+// the log as it grows; nothing is polled on the way out (issue 12: polling
+// for the exit status cost up to 0.2 s a script, plus the pid file's
+// 0.05 s loop and five programs run per poll, which came to about a second
+// a phase on a loaded host). Only a session that re-attaches to a runner it
+// did not start, or whose runner ended without an exit status, polls.
+//
+// The pid file is written by the session right after the fork, before it
+// prints anything, so no retry can find the runner running without it: a
+// background job of a non-interactive shell is not a process group leader,
+// so setsid runs sh in place of itself and $! is the runner (the start
+// time in /proc is the fork's, the same before and after exec).
 const runnerStart = procShell + `
-if [ -f rc ] && { [ "$(cat run 2>/dev/null)" = "$RUN" ] || { [ "$(cat rc)" = 0 ] && [ "$(cat sum 2>/dev/null)" = "$SUM" ]; }; }; then
+r_run=; r_rc=; r_sum=; r_pid=
+[ -f run ] && { read -r r_run < run || :; }
+[ -f rc ] && { read -r r_rc < rc || :; }
+[ -f sum ] && { read -r r_sum < sum || :; }
+[ -f pid ] && { read -r r_pid < pid || :; }
+if [ -f rc ] && { [ "$r_run" = "$RUN" ] || { [ "$r_rc" = 0 ] && [ "$r_sum" = "$SUM" ]; }; }; then
   echo finished; cat > /dev/null
-elif [ ! -f rc ] && [ -f pid ] && alive $(cat pid); then
+elif [ ! -f rc ] && [ -n "$r_pid" ] && alive $r_pid; then
   echo running; cat > /dev/null
 else
-  rm -f pid rc rc.tmp log cmd
+  for x in pid rc rc.tmp log cmd; do [ -e $x ] && { rm -f pid rc rc.tmp log cmd; break; }; done
   (umask 077 && cat > cmd) || exit 1
   printf '%s\n' "$SUM" > sum && printf '%s\n' "$RUN" > run || exit 1
   : > log
-  setsid sh -c '` + procShell + `
-    pidrecord $$ > pid.tmp && mv pid.tmp pid
-    sh ./cmd > log 2>&1 < /dev/null
+  # The script runs in a subshell of the runner (no second sh to start),
+  # as it did in the session's shell before it was detached.
+  setsid sh -c '(. ./cmd) > log 2>&1 < /dev/null
     echo $? > rc.tmp; rm -f cmd; sync rc.tmp; mv rc.tmp rc' > /dev/null 2>&1 < /dev/null &
-  i=0; until [ -f pid ]; do i=$((i+1)); [ $i -gt 200 ] && { echo "the runner did not start" >&2; exit 1; }; sleep 0.05; done
-  echo started; OFF=0
+  r=$!
+  pidrecord $r > pid || exit 1
+  echo started
+  exec 3< log
+  # The follower copies what the log gained every 0.2 s; it stops when
+  # told (after the copy it is in) or when this shell is gone (a lost
+  # connection, a killed session).
+  (trap "exit 0" TERM
+   while kill -0 $$ 2> /dev/null; do sleep 0.2 > /dev/null 2>&1 & wait $!; cat <&3; done) &
+  f=$!
+  wait $r
+  kill $f 2> /dev/null; wait $f
+  cat <&3
+  [ -f rc ] && { read -r r_rc < rc; exit "$r_rc"; }
+  OFF=-1
 fi
-off=$OFF
+# Re-attached (or the runner ended without a status): poll.
+if [ "$OFF" -ge 0 ]; then
+  [ -f log ] || : > log
+  exec 3< log
+  [ "$OFF" -gt 0 ] && dd bs="$OFF" count=1 <&3 > /dev/null 2>&1
+fi
 while :; do
   fin=0; [ -f rc ] && fin=1
-  n=$(($(wc -c < log)))
-  if [ "$n" -gt "$off" ]; then tail -c +$((off+1)) log | head -c $((n-off)); off=$n; fi
-  [ $fin = 1 ] && exit "$(cat rc)"
-  if ! alive $(cat pid) && [ ! -f rc ]; then
-    echo "its process $(cut -d' ' -f1 pid) ended without an exit status (killed, or the host restarted)" >&2; exit 125
+  cat <&3
+  [ $fin = 1 ] && { read -r r_rc < rc; exit "$r_rc"; }
+  read -r r_pid < pid
+  if ! alive $r_pid && [ ! -f rc ]; then
+    echo "its process ${r_pid%% *} ended without an exit status (killed, or the host restarted)" >&2; exit 125
   fi
   sleep 0.2
 done`
 
 // runnerKill stops the runner's process group if the recorded process is
-// still the runner.
+// still the runner. (kill -s TERM -- -PGID: dash, the sh of Debian and
+// Ubuntu, takes "kill -TERM -- -PGID" for a pid "--" and kills nothing.)
 const runnerKill = procShell + `
-[ ! -f rc ] && ours pid "sh -c" && kill -TERM -- -"$(cut -d' ' -f1 pid)" 2>/dev/null
+[ ! -f rc ] && ours pid "sh -c" && kill -s TERM -- -"$(cut -d' ' -f1 pid)" 2>/dev/null
 true`
 
 // stopRunnersScript stops every step script still running on a host (an

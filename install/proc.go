@@ -13,8 +13,8 @@ const procShell = `alive() { # PID STARTTIME: the process runs and started then
   set -- $_s
   [ "$1" != Z ] && [ "${20}" = "$_t" ]
 }
-pidrecord() { # PID: prints the line of a pid file for the process
-  _p=$1; _s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo "$_p"; return 0; }
+pidrecord() { # PID: prints the line of a pid file for the process (ours: no newline in its name, so read takes the whole stat line)
+  _p=$1; _s=; { read -r _s < "/proc/$1/stat"; } 2>/dev/null || [ -n "$_s" ] || { echo "$_p"; return 0; }
   _s=${_s##*) }
   set -- $_s
   echo "$_p ${20}"

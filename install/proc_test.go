@@ -13,7 +13,7 @@ import (
 )
 
 // bedEngine returns an engine for the first host of bed, logged in as root.
-func bedEngine(t *testing.T, bed *testbed.Bed) *Engine {
+func bedEngine(t testing.TB, bed *testbed.Bed) *Engine {
 	t.Helper()
 	h := bed.Hosts[0]
 	kh := filepath.Join(t.TempDir(), "known_hosts")
