@@ -41,14 +41,15 @@ import (
 //
 // The session that starts a runner is its parent, so it waits for it with
 // wait, which returns the moment it ends, while a follower process copies
-// the log as it grows; nothing is polled on the way out (issue 12: polling
-// for the exit status cost up to 0.2 s a script, plus the pid file's
-// 0.05 s loop and five programs run per poll, which came to about a second
-// a phase on a loaded host). Only a session that re-attaches to a runner it
-// did not start, or whose runner ended without an exit status, polls.
+// the log as it grows; nothing is polled on the way out. (Polling for the
+// exit status every 0.2 s, after a 0.05 s loop for the pid file, with five
+// programs run a poll, cost 0.9-1.1 s a script on a busy machine against
+// 0.3-0.45 s now: docs/BENCHMARKS.md.) Only a session that re-attaches to a
+// runner it did not start, or whose runner ended without an exit status,
+// polls.
 //
 // The pid file is written by the session right after the fork, before it
-// prints anything, so no retry can find the runner running without it: a
+// prints anything, so a retry finds it whenever the runner may run: a
 // background job of a non-interactive shell is not a process group leader,
 // so setsid runs sh in place of itself and $! is the runner (the start
 // time in /proc is the fork's, the same before and after exec).

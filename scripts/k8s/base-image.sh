@@ -95,6 +95,11 @@ for v in "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_VERSION"; do
   [[ $v =~ ^v[0-9]+\.[0-9]+\.[0-9]+ ]] || die "a runtime binary reports no version: containerd '$CONTAINERD_VERSION' runc '$RUNC_VERSION' cni '$CNI_VERSION'"
 done
 echo "== runtime: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI plugins $CNI_VERSION"
+# the hosts' containerd configuration is in the version this containerd wants: it would otherwise
+# migrate it at every start ("Configuration migrated from version N")
+m=$("$CTX/bin/containerd" --config "$CTX/rootfs/files/containerd.toml" config migrate 2>&1 >/dev/null) ||
+  die "containerd $CONTAINERD_VERSION rejects rootfs/files/containerd.toml: $m"
+[ -z "$m" ] || die "containerd $CONTAINERD_VERSION migrates rootfs/files/containerd.toml at every start; write it in the version \`containerd config migrate\` prints: $m"
 echo "== context $CTX: $(du -sh "$CTX" | cut -f1)"
 
 # 3. gen build, with every image as --image
