@@ -48,7 +48,9 @@ func newTmux(t *testing.T, dir string, env []string, cmd string) *tmux {
 		}
 		t.Skip("tmux is not installed (apt-get install tmux)")
 	}
-	x := &tmux{t: t, socket: "sealpack-wizard-" + fmt.Sprint(os.Getpid())}
+	// A server of its own per session: a second session in the same test
+	// does not race the first one's server going away.
+	x := &tmux{t: t, socket: fmt.Sprintf("sealpack-wizard-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	args := []string{"new-session", "-d", "-x", "80", "-y", "24", "-s", "w", "-c", dir}
 	for _, e := range env {
 		args = append(args, "-e", e)
@@ -242,12 +244,17 @@ func TestWizardInstallsUnderTmux(t *testing.T) {
 
 	// Run again with no arguments: this machine holds the installed
 	// cluster, so the wizard opens at Start; reset it from there.
-	x.run("kill-server")
 	x = newTmux(t, dir, env, command)
 	x.waitFor(30*time.Second, "[Start]", "Cluster     "+c.Name, "Masters     "+ip(0), "> Add hosts", "Reset")
 	x.keys("Down", "Enter")
 	x.waitFor(5*time.Second, "Reset "+c.Name+"?", "from 3 hosts: "+ip(0)+", "+ip(1)+", "+ip(2))
 	x.keys("y")
+	// Logging in comes first (the record keeps no typed password): the key
+	// file is the record's, the host keys are pinned in it.
+	x.waitFor(5*time.Second, "[SSH]", bed.KeyPath)
+	x.keys("Enter", "Enter", "Enter", "Enter")
+	x.waitFor(60*time.Second, "[Connect]", "All hosts connected. Enter resets them.")
+	x.keys("Enter")
 	x.waitFor(5*time.Minute, "[Done]", "✓ Reset "+c.Name)
 	x.keys("Enter")
 	x.waitFor(10*time.Second, "EXIT=0")

@@ -170,8 +170,7 @@ type connectScreen struct{ plainScreen }
 
 func (connectScreen) title(*Model) string { return "Connect" }
 
-// shown: a reset connects as it goes, with nothing to check first.
-func (connectScreen) shown(m *Model) bool    { return m.action != install.ActionReset }
+func (connectScreen) shown(*Model) bool      { return true }
 func (connectScreen) enter(m *Model) tea.Cmd { return m.startConnect() }
 func (connectScreen) bindings(m *Model) []key.Binding {
 	k := m.keys
@@ -187,7 +186,7 @@ func (connectScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Retry) && !m.run.busy:
 		return m.goTo(ScreenConnect)
 	case key.Matches(msg, k.Enter) && m.allConnected():
-		return m.goTo(ScreenPreflight)
+		return m.next()
 	}
 	return nil
 }
@@ -229,7 +228,11 @@ func (connectScreen) view(m *Model) string {
 	case failed > 0:
 		b.WriteString(st.Fail.Render(fmt.Sprintf("%s not reachable.", plural(failed, "host"))) + " Esc to fix the hosts or SSH settings, r to retry.\n")
 	default:
-		b.WriteString(st.Pass.Render("All hosts connected.") + " Enter runs the preflight checks.\n")
+		next := " Enter runs the preflight checks.\n"
+		if m.action == install.ActionReset {
+			next = " Enter resets them.\n"
+		}
+		b.WriteString(st.Pass.Render("All hosts connected.") + next)
 	}
 	return b.String()
 }

@@ -274,6 +274,20 @@ func (m *Model) goTo(s Screen) tea.Cmd {
 	return m.cur().enter(m)
 }
 
+// next goes to the screen after this one in this run's steps.
+func (m *Model) next() tea.Cmd {
+	here := false
+	for _, s := range m.screens {
+		switch {
+		case s.id == m.screen:
+			here = true
+		case here && s.shown(m):
+			return m.goTo(s.id)
+		}
+	}
+	return nil
+}
+
 // back goes to the screen before this one in this run's steps.
 func (m *Model) back() tea.Cmd {
 	prev := m.screen
@@ -384,7 +398,7 @@ func (m *Model) viewHelp() string {
 		seen[h.Key] = true
 		b.WriteString("  " + m.st.Bold.Render(padRight(h.Key, 12)) + h.Desc + "\n")
 	}
-	b.WriteString("\n  Esc goes back a screen; nothing changes on the hosts before Install.\n")
+	b.WriteString("\n  Esc goes back a screen; nothing changes on the hosts before " + m.install.title(m) + ".\n")
 	b.WriteString("  Press ? or Esc to close this help.")
 	return b.String()
 }

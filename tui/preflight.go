@@ -15,8 +15,10 @@ import (
 // past a failed one.
 type preflightScreen struct{ plainScreen }
 
-func (preflightScreen) title(*Model) string             { return "Preflight" }
-func (preflightScreen) shown(m *Model) bool             { return connectScreen{}.shown(m) }
+func (preflightScreen) title(*Model) string { return "Preflight" }
+
+// shown: a reset has nothing to check; its hosts are the installed ones.
+func (preflightScreen) shown(m *Model) bool             { return m.action != install.ActionReset }
 func (preflightScreen) enter(m *Model) tea.Cmd          { return m.startPreflight() }
 func (preflightScreen) bindings(m *Model) []key.Binding { return connectScreen{}.bindings(m) }
 
@@ -36,7 +38,7 @@ func (preflightScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Enter) && m.run.checkDone && m.preflightOK:
 		// There is no way past a failed check: the engine would refuse
 		// the install anyway, after changing nothing.
-		return m.goTo(ScreenReview)
+		return m.next()
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func newReviewScreen(m *Model) reviewScreen {
 }
 
 func (s *reviewScreen) title(*Model) string { return "Review" }
-func (s *reviewScreen) shown(m *Model) bool { return connectScreen{}.shown(m) }
+func (s *reviewScreen) shown(m *Model) bool { return preflightScreen{}.shown(m) }
 func (s *reviewScreen) typing() bool        { return s.asking }
 func (s *reviewScreen) enter(m *Model) tea.Cmd {
 	s.refresh(m)

@@ -76,8 +76,11 @@ func newSSHScreen(m *Model) sshScreen {
 	return s
 }
 
-func (s *sshScreen) title(*Model) string    { return "SSH" }
-func (s *sshScreen) shown(m *Model) bool    { return m.hosts.shown(m) }
+func (s *sshScreen) title(*Model) string { return "SSH" }
+
+// shown: every action logs in; a password typed here is not in the
+// installed cluster's record, so a reset or upgrade asks for it too.
+func (s *sshScreen) shown(*Model) bool      { return true }
 func (s *sshScreen) enter(m *Model) tea.Cmd { return s.focusCurrent() }
 func (s *sshScreen) typing() bool           { return s.focused().isText }
 func (s *sshScreen) bindings(m *Model) []key.Binding {

@@ -88,7 +88,8 @@ func (s *startScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 		switch {
 		case key.Matches(msg, k.Yes):
 			s.confirming = false
-			return m.goTo(ScreenInstall)
+			// Logging in comes next: the record has no typed password.
+			return m.goTo(ScreenSSH)
 		case key.Matches(msg, k.No):
 			s.confirming = false
 		}
@@ -126,7 +127,7 @@ func (s *startScreen) update(m *Model, msg tea.KeyPressMsg) tea.Cmd {
 			s.confirming = true
 			return nil
 		}
-		return m.goTo(ScreenConnect)
+		return m.goTo(ScreenSSH)
 	}
 	m.action = s.choices(m)[s.sel].action
 	return nil

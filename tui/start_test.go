@@ -73,11 +73,15 @@ func TestStartScreen(t *testing.T) {
 		d.rejectScreen("Upgrade")
 	} else {
 		d.choose("Upgrade")
-		d.wantScreen("> Upgrade", "to this installer's versions (Kubernetes v1.33.1)", "[Start] > Connect > Preflight > Review > Upgrade > Done")
+		d.wantScreen("> Upgrade", "to this installer's versions (Kubernetes v1.33.1)", "[Start] > SSH > Connect > Preflight > Review > Upgrade > Done")
 	}
-	// The step bar follows the choice: a reset has no hosts to edit or check.
+	// The step bar follows the choice: a reset logs in, with no hosts to
+	// edit and nothing to check.
 	d.choose("Reset")
-	d.wantScreen("[Start] > Reset > Done")
+	d.wantScreen("[Start] > SSH > Connect > Reset > Done")
+	d.keys("?")
+	d.wantScreen("Keys on the Start screen", "nothing changes on the hosts before Reset.")
+	d.keys("esc")
 	d.choose("New cluster")
 	d.wantScreen("[Start] > Welcome > Hosts > SSH")
 }
@@ -157,6 +161,17 @@ func TestStartReset(t *testing.T) {
 		t.Fatalf("%d engines built before the reset was confirmed", fs.n)
 	}
 	d.keys("enter", "y")
+	// The record holds no typed password: the SSH screen comes first, then
+	// every host is connected to before anything is reset.
+	if d.m.screen != ScreenSSH {
+		t.Fatalf("a confirmed reset went to %v, want SSH", d.m.screen)
+	}
+	d.keys("enter", "enter", "enter", "enter")
+	d.wantScreen("Start > SSH > [Connect] > Reset > Done", "All hosts connected. Enter resets them.")
+	if got := fs.last.actions; len(got) != 0 {
+		t.Fatalf("the engine ran %v before the last Enter", got)
+	}
+	d.keys("enter")
 	d.until(func() bool { return d.m.screen == ScreenDone })
 	if d.m.screen != ScreenDone {
 		t.Fatalf("screen %v, want Done", d.m.screen)
@@ -177,7 +192,7 @@ func TestStartResetFails(t *testing.T) {
 		return &install.NodesFailedError{Failed: []install.HostFailure{{Host: "10.3.0.2", Phase: "reset", Err: context.DeadlineExceeded}}, Hosts: 3}
 	})
 	d.choose("Reset")
-	d.keys("enter", "y")
+	d.keys("enter", "y", "enter", "enter", "enter", "enter", "enter")
 	d.until(func() bool { return d.m.screen == ScreenDone })
 	d.wantScreen("✗ The reset did not finish", "10.3.0.2 in reset", "reset --answers")
 }
