@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -86,16 +87,57 @@ func Serve(ctx context.Context, b *bundle.Bundle, opts Options) error {
 // New builds the storage layout from b's index, checks every manifest, and
 // listens; call Serve to accept connections. b must stay open while the
 // server runs.
-func New(ctx context.Context, b *bundle.Bundle, opts Options) (*Server, error) {
-	images := make([]imageSource, 0, len(b.Index.Images))
-	for _, im := range b.Index.Images {
-		images = append(images, imageSource{Repository: im.Repository, Tag: im.Tag, Digest: im.Digest})
+//
+// older are bundles whose images are served too, as during an upgrade: the
+// new bundle's images for the upgraded hosts, the old ones' for the pods that
+// still run them. A tag two bundles carry is b's, or the first older one's
+// that has it; a manifest or blob is found in whichever bundle holds it.
+func New(ctx context.Context, b *bundle.Bundle, opts Options, older ...*bundle.Bundle) (*Server, error) {
+	all := append([]*bundle.Bundle{b}, older...)
+	var images []imageSource
+	tagged := map[string]bool{}
+	for _, bb := range all {
+		for _, im := range bb.Index.Images {
+			src := imageSource{Repository: im.Repository, Tag: im.Tag, Digest: im.Digest}
+			if im.Tag != "" {
+				key := im.Repository + ":" + im.Tag
+				if tagged[key] {
+					src.Tag = "" // served by digest only: the newer bundle's tag wins
+				}
+				tagged[key] = true
+			}
+			images = append(images, src)
+		}
 	}
 	modTime := time.Now()
 	if st, err := os.Stat(b.Path); err == nil {
 		modTime = st.ModTime()
 	}
-	return newServer(ctx, b, images, modTime, opts)
+	if len(older) == 0 {
+		return newServer(ctx, b, images, modTime, opts)
+	}
+	stores := make(multiStore, len(all))
+	for i, bb := range all {
+		stores[i] = bb
+	}
+	return newServer(ctx, stores, images, modTime, opts)
+}
+
+// multiStore finds a blob in the first of several bundles that holds it.
+type multiStore []blobStore
+
+func (m multiStore) Blob(digest string) (*io.SectionReader, bundle.Blob, error) {
+	var first error
+	for _, s := range m {
+		r, b, err := s.Blob(digest)
+		if err == nil {
+			return r, b, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, bundle.Blob{}, first
 }
 
 func newServer(ctx context.Context, store blobStore, images []imageSource, modTime time.Time, opts Options) (*Server, error) {

@@ -31,7 +31,7 @@ func runRegistry(ctx context.Context, env *Env, args []string) error {
 			"TLS by default: a CA and server certificate are generated into --tls-generate DIR (the CA is\n"+
 			"reused on restart; give hosts DIR/ca.crt), or pass --tls-cert/--tls-key.")
 	addr := fs.String("addr", ":5000", "listen address HOST:PORT")
-	bundlePath := fs.String("bundle", "", "serve this bundle file instead of the installer's own payload")
+	bundlePaths := fs.StringArray("bundle", nil, "serve this bundle file instead of the installer's own payload; again: also serve an older bundle's images (an upgrade's, for the pods that still run them), the first bundle's tags winning")
 	tlsDir := fs.String("tls-generate", "", "create (or reuse) a CA and a server certificate in DIR (default ./"+registryDefaultTLSDir+")")
 	sans := fs.StringArray("tls-san", nil, "extra DNS name or IP for the generated certificate (repeatable; host name, localhost and interface IPs are always included)")
 	certFile := fs.String("tls-cert", "", "server certificate (PEM, with chain)")
@@ -87,18 +87,32 @@ func runRegistry(ctx context.Context, env *Env, args []string) error {
 	}
 
 	open := env.Open
-	if *bundlePath != "" {
-		open = func() (*bundle.Bundle, error) { return bundle.Open(*bundlePath) }
+	if len(*bundlePaths) > 0 {
+		open = func() (*bundle.Bundle, error) { return bundle.Open((*bundlePaths)[0]) }
 	}
 	b, err := open()
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	srv, err := registry.New(ctx, b, opts)
+	var older []*bundle.Bundle
+	images := len(b.Index.Images)
+	for _, p := range *bundlePaths {
+		if p == (*bundlePaths)[0] {
+			continue // b
+		}
+		ob, err := bundle.Open(p)
+		if err != nil {
+			return err
+		}
+		defer ob.Close()
+		older = append(older, ob)
+		images += len(ob.Index.Images)
+	}
+	srv, err := registry.New(ctx, b, opts, older...)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "registry: serving %d image(s) at %s\n", len(b.Index.Images), srv.URL())
+	fmt.Fprintf(env.Stderr, "registry: serving %d image(s) from %d bundle(s) at %s\n", images, 1+len(older), srv.URL())
 	return srv.Serve(ctx)
 }

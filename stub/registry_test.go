@@ -25,6 +25,12 @@ import (
 // registryBundle writes a bundle holding one random image as library/app:1.0.
 func registryBundle(t *testing.T) (path, digest string) {
 	t.Helper()
+	return registryBundleTag(t, "1.0")
+}
+
+// registryBundleTag writes a bundle holding one random image as library/app:TAG.
+func registryBundleTag(t *testing.T, tag string) (path, digest string) {
+	t.Helper()
 	ctx := context.Background()
 	img, err := random.Image(8<<10, 2)
 	if err != nil {
@@ -53,7 +59,7 @@ func registryBundle(t *testing.T) (path, digest string) {
 	d, _ := img.Digest()
 	mt, _ := img.MediaType()
 	add(bytes.NewReader(raw), d.String(), string(mt))
-	if err := w.AddImage(bundle.Image{Name: "docker.io/library/app:1.0", Repository: "library/app", Tag: "1.0", Digest: d.String(), MediaType: string(mt)}); err != nil {
+	if err := w.AddImage(bundle.Image{Name: "docker.io/library/app:" + tag, Repository: "library/app", Tag: tag, Digest: d.String(), MediaType: string(mt)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Commit(); err != nil {
@@ -62,7 +68,7 @@ func registryBundle(t *testing.T) (path, digest string) {
 	return path, d.String()
 }
 
-var servingRE = regexp.MustCompile(`serving \d+ image\(s\) at (https?://\S+)`)
+var servingRE = regexp.MustCompile(`serving \d+ image\(s\) from \d+ bundle\(s\) at (https?://\S+)`)
 
 // startRegistryCommand runs `registry serve` until the test ends and returns
 // the URL it printed.
@@ -159,6 +165,63 @@ func TestRegistryServeFlags(t *testing.T) {
 			env := &Env{Stdout: io.Discard, Stderr: &stderr, Open: func() (*bundle.Bundle, error) { return nil, os.ErrNotExist }}
 			if code := Main(context.Background(), env, tt.args); code != tt.code || !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("exit %d (want %d), stderr %q (want %q)", code, tt.code, stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestRegistryServeTwoBundles: during an upgrade the registry serves the new
+// bundle's images and the old one's, which running pods still use: both
+// bundles' manifests resolve, by tag and by digest, with every blob; a tag both
+// carry is the first (newer) bundle's.
+func TestRegistryServeTwoBundles(t *testing.T) {
+	newer, newDigest := registryBundleTag(t, "2.0")
+	older, oldDigest := registryBundleTag(t, "1.0")
+	same, sameNewDigest := registryBundleTag(t, "1.0") // the newer bundle's library/app:1.0 differs
+	tests := []struct {
+		name    string
+		bundles []string
+		ref     string
+		want    string
+	}{
+		{"the new bundle's tag", []string{newer, older}, "library/app:2.0", newDigest},
+		{"the old bundle's tag", []string{newer, older}, "library/app:1.0", oldDigest},
+		{"the old bundle's digest", []string{newer, older}, "library/app@" + oldDigest, oldDigest},
+		{"a tag both carry is the first bundle's", []string{same, older}, "library/app:1.0", sameNewDigest},
+		{"the shadowed image still resolves by digest", []string{same, older}, "library/app@" + oldDigest, oldDigest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := &Env{Stdout: io.Discard, Open: func() (*bundle.Bundle, error) { return nil, os.ErrNotExist }}
+			args := []string{"--insecure-http"}
+			for _, b := range tt.bundles {
+				args = append(args, "--bundle", b)
+			}
+			u := startRegistryCommand(t, env, args...)
+			ref, err := name.ParseReference(strings.TrimPrefix(u, "http://")+"/"+tt.ref, name.Insecure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := remote.Image(ref)
+			if err != nil {
+				t.Fatalf("pull %s: %v", tt.ref, err)
+			}
+			if d, _ := img.Digest(); d.String() != tt.want {
+				t.Errorf("%s is %s, want %s", tt.ref, d, tt.want)
+			}
+			layers, err := img.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range layers {
+				rc, err := l.Compressed()
+				if err != nil {
+					t.Fatalf("layer of %s: %v", tt.ref, err)
+				}
+				if _, err := io.Copy(io.Discard, rc); err != nil {
+					t.Errorf("layer of %s: %v", tt.ref, err)
+				}
+				rc.Close()
 			}
 		})
 	}
