@@ -33,41 +33,64 @@ const testImage = "test/hello:v1"
 
 // installer builds the test cluster image (testdata/e2e/image) into an
 // installer once per test binary, with an image fetched from a registry on
-// loopback, and returns its path and the image's last layer digest.
+// loopback, and returns its path.
 var installer = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sealpack-e2e-")
 	if err != nil {
 		return "", err
 	}
-	stub, err := buildProgram(dir, "stub")
+	return buildInstaller(dir, "../testdata/e2e/image", nil, testImage)
+})
+
+// programs are the stub and the agent, built once per test binary.
+var programs = sync.OnceValues(func() ([2][]byte, error) {
+	var p [2][]byte
+	dir, err := os.MkdirTemp("", "sealpack-e2e-programs-")
 	if err != nil {
-		return "", err
+		return p, err
 	}
-	agent, err := buildProgram(dir, "agent")
+	defer os.RemoveAll(dir)
+	for i, name := range []string{"stub", "agent"} {
+		if p[i], err = buildProgram(dir, name); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+})
+
+// buildInstaller builds the image in the folder image (its Kubefile) with the build
+// args into dir/installer.run, carrying a random image under each name,
+// which it pushes to a registry on loopback first.
+func buildInstaller(dir, image string, args map[string]string, images ...string) (string, error) {
+	progs, err := programs()
 	if err != nil {
 		return "", err
 	}
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
-	img, err := random.Image(2048, 2)
-	if err != nil {
-		return "", err
-	}
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/" + testImage
-	tag, err := name.ParseReference(ref)
-	if err != nil {
-		return "", err
-	}
-	if err := remote.Write(tag, img); err != nil {
-		return "", err
+	var refs []string
+	for _, im := range images {
+		img, err := random.Image(2048, 2)
+		if err != nil {
+			return "", err
+		}
+		ref := strings.TrimPrefix(srv.URL, "http://") + "/" + im
+		tag, err := name.ParseReference(ref)
+		if err != nil {
+			return "", err
+		}
+		if err := remote.Write(tag, img); err != nil {
+			return "", err
+		}
+		refs = append(refs, ref)
 	}
 	out := filepath.Join(dir, "installer.run")
 	_, err = generator.Build(context.Background(), generator.Options{
-		Kubefile: "../testdata/e2e/image/Kubefile", Output: out, Arch: "amd64", Stub: stub, Agent: agent, CreatedBy: "e2e",
-		Images: []string{ref}, CacheDir: filepath.Join(dir, "cache"),
+		Kubefile: filepath.Join(image, "Kubefile"), Output: out, Arch: "amd64", Stub: progs[0], Agent: progs[1], CreatedBy: "e2e",
+		Images: refs, CacheDir: filepath.Join(dir, "cache"), BuildArgs: args,
 	})
 	return out, err
-})
+}
 
 func buildProgram(dir, name string) ([]byte, error) {
 	out := filepath.Join(dir, name)

@@ -25,6 +25,9 @@ type Options struct {
 	StateFile string
 	// Parallel bounds hosts worked on at once (default 8); uploads share it.
 	Parallel int
+	// NodeBatch bounds the worker nodes an upgrade drains and upgrades at
+	// once (default 1).
+	NodeBatch int
 	// Trust, when set, are the keys one of which must have signed the
 	// installer's files (detached .sig files): Install checks them with
 	// every digest, beside preflight, before any host is changed.
@@ -60,6 +63,9 @@ type Engine struct {
 	dialMu        map[string]*sync.Mutex // one dial per host at a time
 	// dialGate bounds the handshakes in flight across all hosts (maxDials).
 	dialGate chan struct{}
+	// serveOlder: the registry also serves the bundle an upgrade replaced
+	// (previousBundlePath), for the pods that still run its images.
+	serveOlder bool
 }
 
 // maxDials is how many SSH handshakes the engine has in flight at once:
@@ -76,6 +82,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 8
+	}
+	if opts.NodeBatch <= 0 {
+		opts.NodeBatch = 1
 	}
 	if opts.Sink == nil {
 		opts.Sink = SinkFunc(func(Event) {})

@@ -108,7 +108,7 @@ func (e *Engine) installPhases() []phase {
 				return e.runPhase(ctx, n, PhaseJoinNode)
 			})
 		}},
-		{"apps", []cluster.Node{m0}, func(ctx context.Context) error { return e.hostDone(ctx, "apps", m0, e.apps(ctx, m0)) }},
+		{"apps", []cluster.Node{m0}, func(ctx context.Context) error { return e.hostDone(ctx, "apps", m0, e.apps(ctx, m0, "")) }},
 		{cluster.ActionPostInstall + " plugins", all, plugins(cluster.ActionPostInstall)},
 	}
 }
@@ -307,8 +307,10 @@ func (e *Engine) copyShare(ctx context.Context, m0 cluster.Node, nodes []cluster
 }
 
 // apps runs the cluster image's launch commands on the first master: CMDS,
-// or each LAUNCH app by its APPCMDS or, failing those, by its type.
-func (e *Engine) apps(ctx context.Context, m0 cluster.Node) error {
+// or each LAUNCH app by its APPCMDS or, failing those, by its type. Its
+// step is recorded under id (an upgrade's bundle: once per bundle; empty:
+// once).
+func (e *Engine) apps(ctx context.Context, m0 cluster.Node, id string) error {
 	cfg := e.opts.Bundle.Index.Config
 	type job struct {
 		label, dir, script string
@@ -342,7 +344,7 @@ func (e *Engine) apps(ctx context.Context, m0 cluster.Node) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	return e.step(ctx, m0, "apps", "apps", func(ctx context.Context, c *Conn) (string, error) {
+	return e.stepID(ctx, m0, "apps", "apps", id, func(ctx context.Context, c *Conn) (string, error) {
 		for i, j := range jobs {
 			if err := e.runDetached(ctx, c, "apps", j.label, fmt.Sprintf("apps-%d", i), j.dir, e.scriptEnv(m0, j.env...), j.script); err != nil {
 				return "", err

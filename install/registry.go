@@ -29,6 +29,11 @@ func (e *Engine) registryCommand(m0 cluster.Node) string {
 		"--tls-generate", e.registryDir(),
 		"--tls-san", m0.IP,
 	}
+	e.mu.Lock()
+	if e.serveOlder {
+		args = append(args, "--bundle", e.previousBundlePath())
+	}
+	e.mu.Unlock()
 	if d := e.c.Registry.Domain; d != "" {
 		args = append(args, "--tls-san", d)
 	}

@@ -25,6 +25,7 @@ const (
 	ActionInstall = "install"
 	ActionJoin    = "join"
 	ActionReset   = "reset"
+	ActionUpgrade = "upgrade"
 )
 
 // ErrUnknownAction is Plan's error for an action the engine does not run.
@@ -40,8 +41,12 @@ func (e *Engine) phasesOf(action string) ([]phase, error) {
 		return e.installPhases(), nil
 	case ActionReset:
 		return e.resetPhases(), nil
+	case ActionUpgrade:
+		// The versions only matter when the phases run (PlanUpgrade reads
+		// them from the cluster); the list is the same without them.
+		return e.upgradePhases(&UpgradePlan{}), nil
 	}
-	return nil, fmt.Errorf("plan: %w %q (want %s, %s or %s)", ErrUnknownAction, action, ActionInstall, ActionJoin, ActionReset)
+	return nil, fmt.Errorf("plan: %w %q (want %s, %s, %s or %s)", ErrUnknownAction, action, ActionInstall, ActionJoin, ActionReset, ActionUpgrade)
 }
 
 // PlannedPhase is one phase of a plan: its name and the addresses of the

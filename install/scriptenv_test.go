@@ -89,7 +89,7 @@ func TestScriptEnvNeverOnACommandLine(t *testing.T) {
 				want []string
 			}{
 				{"init-host", func() error { return e.runPhase(t.Context(), c.Master0(), PhaseInitHost) }, []string{"CLUSTER_SECRET", "HOST_SECRET"}},
-				{"apps", func() error { return e.apps(t.Context(), c.Master0()) }, []string{"CLUSTER_SECRET", "HOST_SECRET", "APP_SECRET"}},
+				{"apps", func() error { return e.apps(t.Context(), c.Master0(), "") }, []string{"CLUSTER_SECRET", "HOST_SECRET", "APP_SECRET"}},
 			} {
 				if _, err := bed.Exec(t.Context(), 0, "rm -f "+root+"/out/*"); err != nil {
 					t.Fatal(err)

@@ -21,15 +21,25 @@ import (
 	"github.com/sealpack/sealpack/tui"
 )
 
-// engineFlags are shared by install, join and reset.
+// engineFlags are shared by install, join, reset and upgrade.
 type engineFlags struct {
 	answers, knownHosts, stateDir string
 	requireSignature              string
 	acceptNew, yes, verbose       bool
 	parallel                      int
+	// upgrade: the worker nodes upgraded at once (its --parallel), and
+	// --plan (which reads the cluster's versions first)
+	nodeBatch int
+	plan      bool
 }
 
 func addEngineFlags(fs *pflag.FlagSet) *engineFlags {
+	return addVerbFlags(fs, "")
+}
+
+// addVerbFlags is addEngineFlags for a verb: upgrade's --parallel is its
+// batch of nodes (default 1).
+func addVerbFlags(fs *pflag.FlagSet, verb string) *engineFlags {
 	f := &engineFlags{}
 	fs.StringVarP(&f.answers, "answers", "a", "", "the answers file (Clusterfile); `answers init` writes a template")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation")
@@ -37,7 +47,11 @@ func addEngineFlags(fs *pflag.FlagSet) *engineFlags {
 	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file to check host keys against (default ~/.ssh/known_hosts)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "where this machine keeps the install state and logs (default ~/.local/state/sealpack/NAME)")
 	fs.StringVar(&f.requireSignature, "require-signature", "", "refuse to run unless the installer's .sig files are signed by a key in `FILE` (NAME.allowed_signers or NAME.pub); default: the answers file's spec.requireSignature")
-	fs.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
+	if verb == "upgrade" {
+		fs.IntVar(&f.nodeBatch, "parallel", 1, "worker nodes drained and upgraded at once")
+	} else {
+		fs.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
+	}
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the output of remote scripts")
 	return f
 }
@@ -54,16 +68,26 @@ func runReset(ctx context.Context, env *Env, args []string) error {
 	return runEngine(ctx, env, args, "reset", "Undo the install on every host of the answers file.")
 }
 
+func runUpgrade(ctx context.Context, env *Env, args []string) error {
+	return runEngine(ctx, env, args, "upgrade", "Upgrade the installed cluster of the answers file to this installer's Kubernetes\nversion and apps, master by master, then node by node (docs/UPGRADE.md). The\nversions are read from the cluster first; a skipped minor version or a downgrade\nis refused. A re-run resumes where the last one stopped.")
+}
+
 func runEngine(ctx context.Context, env *Env, args []string, verb, summary string) error {
-	fs := flags(env, verb, "--answers FILE [--yes]", summary)
-	f := addEngineFlags(fs)
+	usage := "--answers FILE [--yes]"
+	if verb == "upgrade" {
+		usage = "--answers FILE [--yes] [--plan] [--parallel N]"
+	}
+	fs := flags(env, verb, usage, summary)
+	f := addVerbFlags(fs, verb)
 	plan := fs.Bool("plan", false, "print the phases this command runs on the hosts of the answers file, and change nothing")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if *plan {
+	// upgrade's plan needs the cluster's versions: it connects (below)
+	if *plan && verb != "upgrade" {
 		return printPlan(env, f.answers, verb)
 	}
+	f.plan = *plan
 	wizard := verb == "install" && !f.yes && onTerminal(env)
 	if f.answers == "" && !wizard {
 		return usageError{fmt.Errorf("no answers file, and no terminal for the wizard (stdin and stdout must be a terminal, TERM not dumb).\nTo run unattended:\n  %[1]s answers init > cluster.yaml   # then edit the hosts and SSH settings\n  %[1]s %[2]s --answers cluster.yaml --yes", progName(), verb)}
@@ -92,7 +116,7 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 	if policy.Trust != nil {
 		fmt.Fprintf(env.Stdout, "%s: %s\n", filepath.Base(b.Path), policy.describe())
 	}
-	if !f.yes {
+	if !f.yes && verb != "upgrade" {
 		if err := confirm(env, fmt.Sprintf("%s %s on %d hosts (%s)?", verb, filepath.Base(b.Path), len(c.All()), strings.Join(hostIPs(c), ", "))); err != nil {
 			return err
 		}
@@ -110,6 +134,23 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 	}
 	defer e.Close()
 	fmt.Fprintf(env.Stdout, "logs: %s\n", logDir)
+	if verb == "upgrade" {
+		// The plan comes from the cluster itself: shown before any change,
+		// and all that --plan does.
+		plan, err := e.PlanUpgrade(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(env.Stdout, plan)
+		if f.plan {
+			return nil
+		}
+		if !f.yes {
+			if err := confirm(env, fmt.Sprintf("upgrade the cluster on %d hosts (%s) to %s?", len(c.All()), strings.Join(hostIPs(c), ", "), plan.To)); err != nil {
+				return err
+			}
+		}
+	}
 	switch verb {
 	case "install":
 		err = e.Install(ctx)
@@ -117,11 +158,14 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 		err = e.Join(ctx)
 	case "reset":
 		err = e.Reset(ctx)
+	case "upgrade":
+		err = e.Upgrade(ctx)
 	}
 	if err != nil {
 		var pe *install.PreflightError
 		var fe *install.InstallerFileError
-		if !errors.As(err, &pe) && !errors.As(err, &fe) && verb != "reset" {
+		var ve *install.VersionError
+		if !errors.As(err, &pe) && !errors.As(err, &fe) && !errors.As(err, &ve) && verb != "reset" {
 			err = fmt.Errorf("%w\n\nFix the cause, then run the same command again: finished steps are skipped:\n  %s %s --answers %s --yes", err, progName(), verb, f.answers)
 		}
 		return err
@@ -283,6 +327,7 @@ func newEngine(f *engineFlags, c *cluster.Cluster, b *bundle.Bundle, trust sshsi
 		Sink:      install.MultiSink{sink, logs},
 		StateFile: filepath.Join(dir, "state.json"),
 		Parallel:  f.parallel,
+		NodeBatch: f.nodeBatch,
 	})
 }
 

@@ -35,6 +35,7 @@ func commands() []command {
 	return []command{
 		{"install", "install the cluster on the hosts (the default)", runInstall},
 		{"join", "add the new hosts of the answers file to the cluster", runJoin},
+		{"upgrade", "upgrade the installed cluster to this installer's versions", runUpgrade},
 		{"reset", "undo the install on every host", runReset},
 		{"answers", "print an answers file template: answers init", runAnswers},
 		{"kubectl", "run the bundle's kubectl against the installed cluster", runKubectl},

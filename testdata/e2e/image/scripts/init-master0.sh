@@ -6,3 +6,7 @@ if [[ -n "${BASH_VERSION:-}" ]]; then shell=bash; else shell=other; fi
 record "init-master0 via $shell"
 echo "token-$(hostname)" > "$SEALPACK_SHARE/join-token"
 printf 'apiVersion: v1\nkind: Config\n# e2e admin kubeconfig of %s\n' "$(hostname)" > "$OUT/kubeconfig"
+# What the stand-in kubectl reports: the cluster's hosts and the version it runs.
+echo "$SEALPACK_MASTERS $SEALPACK_NODES" > "$OUT/cluster-hosts"
+echo "$TEST_VERSION" > "$OUT/server-version"
+echo "$TEST_VERSION" > "$OUT/installed-version"
