@@ -65,6 +65,21 @@ func TestPlan(t *testing.T) {
 		{"reset of one host", one, ActionReset, []PlannedPhase{
 			{"reset first master", []string{"10.0.0.1"}},
 		}},
+		{"upgrade: masters one by one, then the nodes", ha, ActionUpgrade, []PlannedPhase{
+			{"distribute", all4},
+			{"upgrade-snapshot", []string{"10.0.0.1"}},
+			{"registry", []string{"10.0.0.1"}},
+			{"control-plane", all3},
+			{"nodes", []string{"10.0.0.4"}},
+			{"apps", []string{"10.0.0.1"}},
+		}},
+		{"upgrade of one host", one, ActionUpgrade, []PlannedPhase{
+			{"distribute", []string{"10.0.0.1"}},
+			{"upgrade-snapshot", []string{"10.0.0.1"}},
+			{"registry", []string{"10.0.0.1"}},
+			{"control-plane", []string{"10.0.0.1"}},
+			{"apps", []string{"10.0.0.1"}},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
