@@ -5,9 +5,6 @@ exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently
 # replaces this master's static pods (etcd member included) with those of the version the first
 # master's upgrade apply recorded in the cluster, then the new kubelet.
 . scripts/upgrade.sh
-upgrade_host_files
-log "kubeadm upgrade node (control plane, to $K8S_VERSION)"
-kubeadm upgrade node --ignore-preflight-errors=SystemVerification
-restart_kubelet
+kubeadm_upgrade_node
 wait_api
 root_kubeconfig

@@ -4,7 +4,4 @@ exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently
 # upgrade-node.sh (every node, drained by the engine): kubeadm upgrade node (this node's kubelet
 # configuration), the new containerd if it changed, then the new kubelet.
 . scripts/upgrade.sh
-upgrade_host_files
-log "kubeadm upgrade node (to $K8S_VERSION)"
-kubeadm upgrade node --ignore-preflight-errors=SystemVerification
-restart_kubelet
+kubeadm_upgrade_node

@@ -35,3 +35,13 @@ wait_api() {
   done
   die "the API server on $(hostname) is not ready 3 minutes after the upgrade"
 }
+
+# kubeadm_upgrade_node: a host's part of the upgrade the first master's `kubeadm upgrade apply`
+# began: the new host files, `kubeadm upgrade node` (a master's static pods, etcd member included,
+# and any host's kubelet configuration, of the version recorded in the cluster), the new kubelet
+kubeadm_upgrade_node() {
+  upgrade_host_files
+  log "kubeadm upgrade node (to $K8S_VERSION)"
+  kubeadm upgrade node --ignore-preflight-errors=SystemVerification
+  restart_kubelet
+}
