@@ -29,7 +29,8 @@ func (e *Engine) upgradePhases(p *UpgradePlan) []phase {
 	masters := e.c.Masters()
 	return []phase{
 		{"distribute", all, func(ctx context.Context) error {
-			if err := e.hostDone(ctx, "distribute", m0, e.keepPreviousBundle(ctx, m0)); err != nil {
+			// the first master's failure stops the run: no host count of its own
+			if err := e.keepPreviousBundle(ctx, m0); err != nil {
 				return err
 			}
 			return e.distribute(ctx, all)

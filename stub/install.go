@@ -134,9 +134,9 @@ func runEngine(ctx context.Context, env *Env, args []string, verb, summary strin
 	}
 	defer e.Close()
 	fmt.Fprintf(env.Stdout, "logs: %s\n", logDir)
-	if verb == "upgrade" {
-		// The plan comes from the cluster itself: shown before any change,
-		// and all that --plan does.
+	if verb == "upgrade" && (f.plan || !f.yes) {
+		// The plan comes from the cluster itself: shown before the question,
+		// and all that --plan does (with --yes, Upgrade shows it).
 		plan, err := e.PlanUpgrade(ctx)
 		if err != nil {
 			return err

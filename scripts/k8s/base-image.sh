@@ -46,6 +46,7 @@ SOURCE=${SOURCE:-module}
 # The runtime is built for this machine's architecture (runc needs its C compiler), so the bundle is too.
 ARCH=$(go env GOARCH)
 die() { echo "base-image.sh: $*" >&2; exit 1; }
+. "$HERE/lib.sh"
 export K8S_VERSION SEALPACK_CACHE=$CACHE ARCH
 t0=$SECONDS
 
@@ -65,13 +66,17 @@ release)
   [[ $REG =~ ^[A-Za-z0-9.-]+(:[0-9]+)?$ && ( $REG == *[.:]* || $REG == localhost ) ]] ||
     die "K8S_IMAGE_REGISTRY=$REG: want a registry HOST[:PORT] without a path (see the header)"
   BIN=$("$HERE/fetch-release.sh")
-  list=$("$BIN/kubeadm" config images list --kubernetes-version "$K8S_VERSION" --image-repository registry.k8s.io) ||
-    die "$BIN/kubeadm config images list failed"
-  IMGTOOL_IMAGES=$(for i in $list; do echo "$REG/${i#registry.k8s.io/}"; done)
+  list=$(k8s_images "$BIN/kubeadm" "$K8S_VERSION") || die "cannot list kubeadm's images"
+  IMGTOOL_IMAGES=$(for i in $list; do echo "$REG/$i"; done)
   if [ "${K8S_IMAGE_REGISTRY_INSECURE:-}" = 1 ]; then GENFLAGS=(--insecure-registry "$REG"); fi
   ;;
 *) echo "base-image.sh: SOURCE=$SOURCE: want module or release" >&2; exit 2 ;;
 esac
+# containerd's sandbox (pause) image is configured by init-host.sh, not by kubeadm: it must be the
+# one this kubeadm deploys, or pods would wait for an image the bundle does not carry
+pause=$(k8s_image_tag "$(k8s_images "$BIN/kubeadm" "$K8S_VERSION")" pause) || die "cannot list kubeadm's images"
+grep -q "registry.k8s.io/pause:$pause\"" "$REPO/images/kubernetes/rootfs/scripts/init-host.sh" ||
+  die "kubeadm $K8S_VERSION runs pause:$pause, but images/kubernetes/rootfs/scripts/init-host.sh configures containerd's sandbox_image otherwise: make them agree"
 # the container runtime: RT holds containerd/ runc/ cni/, NFT sealpack-nft/ (always built here)
 case $SOURCE in
 module) RT=$("$HERE/build-runtime.sh"); NFT=$RT ;;
@@ -84,6 +89,8 @@ rm -rf "$CTX"; mkdir -p "$CTX"
 cp -a "$REPO/images/kubernetes/." "$CTX/"
 mkdir -p "$CTX/bin" "$CTX/cni"
 cp "$BIN/kubeadm" "$BIN/kubelet" "$BIN/kubectl" "$CTX/bin/"
+# the upgrade's etcd snapshot and its restore (module source; a release build has no etcdctl)
+for b in etcdctl etcdutl; do [ ! -x "$BIN/$b" ] || cp "$BIN/$b" "$CTX/bin/"; done
 cp "$RT"/containerd/{containerd,containerd-shim-runc-v2,ctr} "$RT"/runc/runc "$NFT"/sealpack-nft/sealpack-nft "$CTX/bin/"
 cp "$RT"/cni/{bridge,host-local,loopback} "$CTX/cni/"
 # the versions the binaries report (not the ones asked for): containerd github.com/containerd/containerd/v2 v2.4.2,

@@ -4,8 +4,10 @@
 # Each image is named as kubeadm expects it under registry.k8s.io, without the host (the bundle
 # serves repositories without their registry host, and containerd's registry.k8s.io mirror points
 # at the embedded registry):
-#   kube-apiserver kube-controller-manager kube-scheduler kube-proxy:$K8S_VERSION, etcd:3.7.0-0,
-#   coredns/coredns:v1.14.6, pause:3.10.2
+#   kube-apiserver kube-controller-manager kube-scheduler kube-proxy:$K8S_VERSION, and etcd,
+#   coredns/coredns and pause at the tags kubeadm $K8S_VERSION lists (`kubeadm config images list`:
+#   etcd:3.7.0-0, coredns/coredns:v1.14.6, pause:3.10.2 for v1.37.2), which are the versions
+#   build-k8s.sh built.
 # kube-proxy's image also holds iptables (xtables-nft-multi, its extensions and libraries) from the
 # Debian packages of fetch-debs.sh, plus the glibc it links from this (Debian 12) machine.
 # An image already in the layout is kept; FORCE=1 rebuilds them all.
@@ -20,6 +22,9 @@ IMGTOOL=$CACHE/k8s/imgtool
 [ "${FORCE:-}" = 1 ] && rm -rf "$OUT"
 (cd "$HERE/mod/imgtool" && CGO_ENABLED=0 go build -o "$IMGTOOL" .)
 DEBS=$("$HERE/fetch-debs.sh")
+. "$HERE/lib.sh"
+IMGS=$(k8s_images "$BIN/kubeadm" "$K8S_VERSION") || exit 1
+tag() { k8s_image_tag "$IMGS" "$1"; }
 
 has() { [ -f "$OUT/index.json" ] && grep -q "\"org.opencontainers.image.ref.name\": *\"$1\"" "$OUT/index.json"; }
 img() { # img REF ENTRYPOINT ROOT
@@ -35,9 +40,10 @@ static() { # static REF BINARY PATH-IN-IMAGE
 for c in kube-apiserver kube-controller-manager kube-scheduler; do
   static $c:$K8S_VERSION $c /usr/local/bin/$c
 done
-static etcd:3.7.0-0 etcd /usr/local/bin/etcd
-static coredns/coredns:v1.14.6 coredns /coredns
-static pause:3.10.2 pause /pause
+ETCD_TAG=$(tag etcd); COREDNS_TAG=$(tag coredns/coredns); PAUSE_TAG=$(tag pause)
+static etcd:$ETCD_TAG etcd /usr/local/bin/etcd
+static coredns/coredns:$COREDNS_TAG coredns /coredns
+static pause:$PAUSE_TAG pause /pause
 
 if ! has kube-proxy:$K8S_VERSION; then
   r=$W/kube-proxy; x=$W/kube-proxy.debs; rm -rf "$r" "$x"; mkdir -p "$r/usr/local/bin" "$r/usr/sbin" "$x"
