@@ -72,11 +72,11 @@ release)
   ;;
 *) echo "base-image.sh: SOURCE=$SOURCE: want module or release" >&2; exit 2 ;;
 esac
-# containerd's sandbox (pause) image is configured by init-host.sh, not by kubeadm: it must be the
-# one this kubeadm deploys, or pods would wait for an image the bundle does not carry
+# containerd's sandbox (pause) image is configured by files/containerd.toml, not by kubeadm: it must
+# be the one this kubeadm deploys, or pods would wait for an image the bundle does not carry
 pause=$(k8s_image_tag "$(k8s_images "$BIN/kubeadm" "$K8S_VERSION")" pause) || die "cannot list kubeadm's images"
-grep -q "registry.k8s.io/pause:$pause\"" "$REPO/images/kubernetes/rootfs/scripts/init-host.sh" ||
-  die "kubeadm $K8S_VERSION runs pause:$pause, but images/kubernetes/rootfs/scripts/init-host.sh configures containerd's sandbox_image otherwise: make them agree"
+grep -q "^ *sandbox = \"registry.k8s.io/pause:$pause\"" "$REPO/images/kubernetes/rootfs/files/containerd.toml" ||
+  die "kubeadm $K8S_VERSION runs pause:$pause, but images/kubernetes/rootfs/files/containerd.toml configures containerd's sandbox image otherwise: make them agree"
 # the container runtime: RT holds containerd/ runc/ cni/, NFT sealpack-nft/ (always built here)
 case $SOURCE in
 module) RT=$("$HERE/build-runtime.sh"); NFT=$RT ;;
