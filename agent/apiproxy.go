@@ -14,6 +14,7 @@ func (c APIProxy) run(ctx context.Context, env *Env) error {
 	}
 	p, err := apiproxy.Listen(apiproxy.Options{
 		Listen: c.Listen, Backends: c.Backends, BackendsFile: c.BackendsFile, Interval: c.Interval,
+		HealthPath: c.HealthPath,
 		// One line per change of a backend's health: the service's journal
 		// says when a master went away and came back.
 		Logf: func(format string, args ...any) {

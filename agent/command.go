@@ -84,13 +84,16 @@ type Unpack struct {
 // APIProxy is the node-local, health-checked API endpoint of an HA cluster
 // (package apiproxy): it listens on Listen and forwards each connection to
 // a healthy one of Backends, or of the host:port lines of BackendsFile,
-// which it reads again every Interval (zero: the proxy's default). Cluster
-// images run it as a service.
+// which it reads again every Interval (zero: the proxy's default). With
+// HealthPath (e.g. /readyz) a backend is healthy when an HTTPS GET of it
+// answers 200, not merely when it accepts a connection. Cluster images run
+// it as a service.
 type APIProxy struct {
 	Listen       string
 	Backends     []string
 	BackendsFile string
 	Interval     time.Duration
+	HealthPath   string
 }
 
 // Args renders the command for Parse.
@@ -104,6 +107,9 @@ func (c APIProxy) Args() []string {
 	}
 	if c.Interval != 0 {
 		a = append(a, "--interval="+c.Interval.String())
+	}
+	if c.HealthPath != "" {
+		a = append(a, "--health-path="+c.HealthPath)
 	}
 	return a
 }
@@ -201,6 +207,7 @@ func Parse(args []string, stderr io.Writer) (Command, error) {
 		fs.StringArrayVar(&c.Backends, "backend", nil, "an API server, host:port (repeat)")
 		fs.StringVar(&c.BackendsFile, "backends-file", "", "a file of host:port lines, read again while running; wins over --backend once it exists")
 		fs.DurationVar(&c.Interval, "interval", 0, "time between health checks (0: 2s)")
+		fs.StringVar(&c.HealthPath, "health-path", "", "check backends with an HTTPS GET of this path (e.g. /readyz), healthy on 200; empty: a TCP connect")
 		result = func() Command { return c }
 	default:
 		return nil, fmt.Errorf("unknown command %q", args[0])

@@ -26,6 +26,8 @@ func TestCommandLinesRoundTrip(t *testing.T) {
 		Unpack{To: odd, Bundle: odd + ".run"},
 		APIProxy{Listen: "127.0.0.1:6443", Backends: []string{"10.0.0.1:6443", "[fd00::1]:6443"}, BackendsFile: odd, Interval: 3 * time.Second},
 		APIProxy{Listen: "127.0.0.1:6443", BackendsFile: odd},
+		APIProxy{Listen: "127.0.0.1:6443", Backends: []string{"10.0.0.1:6443"}, HealthPath: "/readyz"},
+		APIProxy{Listen: "127.0.0.1:6443", BackendsFile: odd, Interval: time.Second, HealthPath: "/readyz?exclude=etcd&verbose"},
 		Unpack{To: odd, Blobs: odd, Layers: []string{digest, "sha256:" + strings.Repeat("01", 32)}},
 	}
 	// The "program" prints the words the shell gives it, NUL-terminated.

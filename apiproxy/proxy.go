@@ -5,18 +5,31 @@
 // between the client and an API server: the proxy holds no certificate.
 //
 // A backend is healthy when a TCP connection to it succeeds within the
-// check timeout; checks run every interval, and a backend that fails a
+// check timeout or, with Options.HealthPath set, when an HTTPS GET of that
+// path answers 200 within it: a kube-apiserver that has just started
+// accepts connections before it can serve them (etcd not joined yet), and
+// /readyz says so. Checks run every interval. A backend is marked down by
+// two failed checks in a row (one slow answer on a loaded host should not
+// take it out) and up again by one good check; a backend never yet seen
+// healthy goes down at its first failed check. A backend that fails a
 // client's dial is marked down at once (the client is tried on the next
 // one), so a master that dies stops receiving connections within a dial
 // timeout, not a check interval.
+//
+// Marking a backend down closes every client connection forwarded to it: a
+// master that loses power sends no reset, and long-lived clients (kubelet
+// watches, kube-proxy) would otherwise wait minutes on a dead connection
+// instead of reconnecting at once to a healthy backend.
 package apiproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -38,6 +51,9 @@ type Options struct {
 	// Interval between health checks (default 2s); DialTimeout bounds one
 	// check or one client's dial to a backend (default 1s).
 	Interval, DialTimeout time.Duration
+	// HealthPath, when set (e.g. "/readyz"), makes a check an HTTPS GET of
+	// that path, passed by a 200 answer; otherwise a check is a TCP connect.
+	HealthPath string
 	// Logf reports backends going up and down; nil discards.
 	Logf func(format string, args ...any)
 }
@@ -47,14 +63,48 @@ type Proxy struct {
 	opts Options
 	ln   net.Listener
 	next atomic.Uint64
+	// health makes the HTTPS checks when Options.HealthPath is set.
+	health *http.Client
 
 	mu       sync.Mutex
 	backends []*backend
 }
 
+// failsToMarkDown is how many checks in a row must fail to mark a backend
+// down: a single slow answer from a loaded host should not flap it.
+const failsToMarkDown = 2
+
 type backend struct {
 	addr string
-	up   atomic.Bool
+	up   atomic.Bool // written under mu, read without it
+
+	mu sync.Mutex
+	// fails counts the checks failed in a row.
+	fails int
+	// conns maps each client connection forwarded to this backend to the
+	// proxy's connection to it, so marking the backend down can close both.
+	conns map[net.Conn]net.Conn
+}
+
+// newBackend is up, so the first client can use it before its first
+// check, but on probation: one failed check marks it down, as it was never
+// seen healthy.
+func newBackend(addr string) *backend {
+	b := &backend{addr: addr, fails: failsToMarkDown - 1, conns: map[net.Conn]net.Conn{}}
+	b.up.Store(true)
+	return b
+}
+
+// track records a forwarded connection until the returned func is called.
+func (b *backend) track(client, server net.Conn) (untrack func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.conns[client] = server
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.conns, client)
+	}
 }
 
 // Listen opens the listening socket; Serve then forwards.
@@ -68,7 +118,10 @@ func Listen(opts Options) (*Proxy, error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	p := &Proxy{opts: opts}
+	if opts.HealthPath != "" && !strings.HasPrefix(opts.HealthPath, "/") {
+		return nil, fmt.Errorf("apiproxy: health path %q does not start with /", opts.HealthPath)
+	}
+	p := &Proxy{opts: opts, health: healthClient()}
 	addrs := opts.Backends
 	if opts.BackendsFile != "" {
 		if fromFile, err := readBackends(opts.BackendsFile); err == nil {
@@ -130,11 +183,18 @@ func (p *Proxy) forward(ctx context.Context, client net.Conn) {
 		d := net.Dialer{Timeout: p.opts.DialTimeout, KeepAlive: 15 * time.Second}
 		server, err := d.DialContext(ctx, "tcp", b.addr)
 		if err != nil {
-			p.mark(b, false, err)
+			// A refused or timed-out dial is proof enough: no second try.
+			p.markFailed(b, err, 1)
 			continue
 		}
-		p.mark(b, true, nil)
+		if p.opts.HealthPath == "" {
+			// The dial passed the health check itself; with a health path
+			// an accepted connection says nothing of readiness.
+			p.markUp(b)
+		}
+		untrack := b.track(client, server)
 		pipe(client, server)
+		untrack()
 		return
 	}
 }
@@ -180,15 +240,36 @@ func pipe(a, b net.Conn) {
 	wg.Wait()
 }
 
-func (p *Proxy) mark(b *backend, up bool, err error) {
-	if b.up.Swap(up) == up {
+// markUp records a passed check.
+func (p *Proxy) markUp(b *backend) {
+	b.mu.Lock()
+	b.fails = 0
+	was := b.up.Swap(true)
+	b.mu.Unlock()
+	if !was {
+		p.opts.Logf("backend %s up", b.addr)
+	}
+}
+
+// markFailed records a failure; the need-th in a row marks the backend down
+// and closes the connections forwarded to it, so their clients reconnect
+// to a healthy backend rather than wait on a dead one.
+func (p *Proxy) markFailed(b *backend, err error, need int) {
+	b.mu.Lock()
+	b.fails++
+	if b.fails < need || !b.up.Load() {
+		b.mu.Unlock()
 		return
 	}
-	if up {
-		p.opts.Logf("backend %s up", b.addr)
-	} else {
-		p.opts.Logf("backend %s down: %v", b.addr, err)
+	b.up.Store(false)
+	n := len(b.conns)
+	for client, server := range b.conns {
+		client.Close()
+		server.Close()
 	}
+	clear(b.conns)
+	b.mu.Unlock()
+	p.opts.Logf("backend %s down: %v (closed %d connections)", b.addr, err, n)
 }
 
 func (p *Proxy) checkLoop(ctx context.Context) {
@@ -213,22 +294,68 @@ func (p *Proxy) checkLoop(ctx context.Context) {
 	}
 }
 
-// check dials every backend at once and records which answer.
+// check probes every backend at once and records which pass.
 func (p *Proxy) check(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, b := range p.snapshot() {
 		wg.Go(func() {
-			d := net.Dialer{Timeout: p.opts.DialTimeout}
-			c, err := d.DialContext(ctx, "tcp", b.addr)
-			if err == nil {
-				c.Close()
-			}
-			if ctx.Err() == nil {
-				p.mark(b, err == nil, err)
+			err := p.probe(ctx, b.addr)
+			switch {
+			case ctx.Err() != nil:
+				// Shutting down: the failure is ours, not the backend's.
+			case err == nil:
+				p.markUp(b)
+			default:
+				p.markFailed(b, err, failsToMarkDown)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// probe is one health check of addr, bounded by the dial timeout.
+func (p *Proxy) probe(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout)
+	defer cancel()
+	if p.opts.HealthPath == "" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+p.opts.HealthPath, nil)
+	if err != nil {
+		return fmt.Errorf("health check of %s: %w", addr, err)
+	}
+	resp, err := p.health.Do(req)
+	if err != nil {
+		return err // names the URL already
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+	}
+	return nil
+}
+
+// healthClient makes the HTTPS health checks. It does not verify the
+// server's certificate: the proxy holds no CA (TLS of the forwarded
+// connections goes end to end), and nothing needs protecting here, as the
+// check sends no credential and carries no data, only reads a status that
+// kube-apiserver serves anonymously (/readyz). Each check opens a fresh
+// connection (a kept one could outlive the server it proves), goes direct
+// (no HTTPS_PROXY from the environment) and takes a redirect as an answer,
+// not a 200.
+func healthClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+			DisableKeepAlives: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func (p *Proxy) snapshot() []*backend {
@@ -238,8 +365,7 @@ func (p *Proxy) snapshot() []*backend {
 }
 
 // setBackends replaces the backend list, keeping the health of backends
-// that stay. New backends start as up, so the first client can use them
-// before their first check.
+// that stay (see newBackend for those that come).
 func (p *Proxy) setBackends(addrs []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -251,8 +377,7 @@ func (p *Proxy) setBackends(addrs []string) {
 	for _, a := range addrs {
 		b := old[a]
 		if b == nil {
-			b = &backend{addr: a}
-			b.up.Store(true)
+			b = newBackend(a)
 			if p.backends != nil {
 				p.opts.Logf("backend %s added", a)
 			}

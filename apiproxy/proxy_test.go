@@ -3,11 +3,16 @@ package apiproxy
 import (
 	"bufio"
 	"context"
+	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -156,6 +161,134 @@ func TestBackendComesBack(t *testing.T) {
 	}
 }
 
+// A backend that stops answering its checks but leaves its connections
+// open (a powered-off host sends no reset) must not keep its clients: the
+// proxy closes them when it marks the backend down, and they reconnect to
+// a live one.
+func TestConnectionsToADeadBackendAreClosed(t *testing.T) {
+	servers := map[string]*server{"a": newServer(t, "a", ""), "b": newServer(t, "b", "")}
+	p := startProxy(t, Options{Backends: []string{servers["a"].addr(), servers["b"].addr()}})
+	c, err := net.DialTimeout("tcp", p.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := c.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _, _ := strings.Cut(line, ":")
+	dead := servers[name]
+	// Checks now fail (nothing listens), while the backend's side of the
+	// connection stays open and silent.
+	dead.ln.Close()
+	// A few check intervals (50ms) and the dial timeout, with room for a
+	// loaded machine; without the proxy closing it the read waits forever.
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := r.ReadString('\n'); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection to %s still open after it was marked down (%v)", name, p.Backends())
+	} else if err == nil {
+		t.Fatal("read a line nobody sent")
+	}
+	if got := ask(t, p); got == name || strings.HasPrefix(got, "error") {
+		t.Errorf("reconnected client answered by %q, want the live backend", got)
+	}
+}
+
+// readyServer is an API server stand-in over TLS: /readyz answers 200 when
+// ready is set and 500 otherwise; any other path answers its name.
+func readyServer(t *testing.T, name string, ready bool) (*httptest.Server, *atomic.Bool) {
+	t.Helper()
+	var r atomic.Bool
+	r.Store(ready)
+	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/readyz" {
+			io.WriteString(w, name)
+		} else if !r.Load() {
+			http.Error(w, "etcd not ready", http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s, &r
+}
+
+func TestHealthPathKeepsClientsFromAServerNotReady(t *testing.T) {
+	a, readyA := readyServer(t, "a", false)
+	b, _ := readyServer(t, "b", true)
+	addrA := a.Listener.Addr().String()
+	p := startProxy(t, Options{Backends: []string{addrA, b.Listener.Addr().String()}, HealthPath: "/readyz"})
+	// A client that trusts the servers' certificate (both have httptest's)
+	// and whose every request is a new connection through the proxy.
+	tr := a.Client().Transport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", p.Addr().String())
+	}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	get := func() string {
+		t.Helper()
+		resp, err := client.Get("https://127.0.0.1/name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
+	for i := range 20 {
+		if got := get(); got != "b" {
+			t.Fatalf("request %d answered by %q while a is not ready (backends %v)", i, got, p.Backends())
+		}
+	}
+	readyA.Store(true)
+	waitFor(t, func() bool { return p.Backends()[addrA] }, "a marked up once ready")
+	seen := map[string]bool{}
+	for range 20 {
+		seen[get()] = true
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Errorf("after a turned ready, requests went to %v", seen)
+	}
+}
+
+// One failed check does not take down a backend seen healthy; a second in
+// a row does, and one good check brings it back.
+func TestHealthChecksNeedTwoFailuresInARow(t *testing.T) {
+	s, ready := readyServer(t, "a", true)
+	addr := s.Listener.Addr().String()
+	p, err := Listen(Options{Listen: "127.0.0.1:0", Backends: []string{addr}, HealthPath: "/readyz", Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.ln.Close()
+	for i, step := range []struct {
+		ready, wantUp bool
+	}{
+		{true, true},
+		{false, true},
+		{true, true},
+		{false, true},
+		{false, false},
+		{false, false},
+		{true, true},
+	} {
+		ready.Store(step.ready)
+		p.check(t.Context())
+		if up := p.Backends()[addr]; up != step.wantUp {
+			t.Fatalf("after check %d (ready %v): up %v, want %v", i, step.ready, up, step.wantUp)
+		}
+	}
+}
+
 func TestBackendsFileIsFollowed(t *testing.T) {
 	a, b := newServer(t, "a", ""), newServer(t, "b", "")
 	file := filepath.Join(t.TempDir(), "backends")
@@ -217,6 +350,9 @@ func TestReadBackendsErrors(t *testing.T) {
 	}
 	if _, err := Listen(Options{Listen: "127.0.0.1:0"}); err == nil || !strings.Contains(err.Error(), "no backends") {
 		t.Errorf("no backends: %v", err)
+	}
+	if _, err := Listen(Options{Listen: "127.0.0.1:0", Backends: []string{"10.0.0.1:6443"}, HealthPath: "readyz"}); err == nil || !strings.Contains(err.Error(), "does not start with /") {
+		t.Errorf("health path without /: %v", err)
 	}
 }
 
