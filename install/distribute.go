@@ -70,7 +70,9 @@ func (e *Engine) upload(ctx context.Context, c *Conn, phase, step string, r io.R
 // hosts takes about as long as one transfer. Every blob is verified on
 // arrival; a host whose upstream fails gets the layers from this machine.
 func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
-	m0 := e.c.Master0()
+	// the lead: the first master, or in its place (absent) another master,
+	// which holds the same bundle copy
+	m0 := e.lead()
 	var sent atomic.Int64
 	start := time.Now()
 	token, err := randomToken()

@@ -792,9 +792,16 @@ func fileSize(t *testing.T, path string) int64 {
 // TestKubectlWhenTheFirstMasterIsDown: installer.run kubectl uses the next
 // master when the first does not answer, and says so; preflight warns that
 // two masters are no more available than one.
-func TestKubectlWhenTheFirstMasterIsDown(t *testing.T) {
-	r := newRig(t, 3)
-	r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s, %s]\n      roles: [master]\n    - ips: [%s]\n      roles: [node]\n", r.ip(0), r.ip(1), r.ip(2)) + rootSSH(r.bed.KeyPath))
+// A cluster with two masters while the first one is down (its link cut, so
+// SSH and its registry time out): installer.run kubectl, join and reset use
+// the other master. Every master serves the images under one CA, so a host
+// that joins then pulls from the second master's registry.
+func TestKubectlJoinResetWhenTheFirstMasterIsDown(t *testing.T) {
+	r := newRig(t, 4)
+	hosts := func(nodes string) {
+		r.writeAnswers(fmt.Sprintf("  hosts:\n    - ips: [%s, %s]\n      roles: [master]\n    - ips: [%s]\n      roles: [node]\n  env: [TEST_IMAGE=%s]\n", r.ip(0), r.ip(1), nodes, testImage) + rootSSH(r.bed.KeyPath))
+	}
+	hosts(r.ip(2))
 	ctx := t.Context()
 	out, code := r.run(ctx, "install")
 	if code != 0 {
@@ -803,14 +810,69 @@ func TestKubectlWhenTheFirstMasterIsDown(t *testing.T) {
 	if !strings.Contains(out, "masters: warn 2 masters: etcd keeps quorum only while more than half of them live") {
 		t.Errorf("no warning about two masters:\n%s", out)
 	}
-	if err := r.bed.StopSSH(ctx, 0); err != nil {
-		t.Fatal(err)
+	// every host pulled the image from both masters' registries, trusting one CA
+	for i := range 3 {
+		log := r.exec(i, "cat /etc/sealpack-test/log")
+		for _, m := range []int{0, 1} {
+			if want := fmt.Sprintf("pulled %s layer sha256:", testImage); !strings.Contains(log, want) || !strings.Contains(log, " from "+r.ip(m)+":") {
+				t.Errorf("host %d did not pull from the registry of master %d:\n%s", i, m, log)
+			}
+		}
 	}
+	if a, b := r.exec(0, "cat /var/lib/sealpack/registry/ca.crt"), r.exec(1, "cat /var/lib/sealpack/registry/ca.crt"); a != b || a == "" {
+		t.Error("the masters' registries do not share one CA")
+	}
+	if mode := r.exec(1, "stat -c %a /var/lib/sealpack/registry/ca.key"); mode != "600\n" {
+		t.Errorf("the registry CA key on the second master has mode %s, want 600", mode)
+	}
+
+	// the first master goes away: its link is cut
+	r.exec(0, "ip -o link show | awk -F': ' '$2 != \"lo\" {print $2}' | cut -d@ -f1 | xargs -r -n1 -I{} ip link set {} down")
 	out, code = r.run(ctx, "kubectl", "get", "nodes")
 	if code != 0 || !strings.Contains(out, "kubectl get nodes on "+r.bed.Hosts[1].Name) {
 		t.Fatalf("kubectl with the first master down: exit %d, want it run on %s:\n%s", code, r.bed.Hosts[1].Name, out)
 	}
 	if !strings.Contains(out, "using master "+r.ip(1)) {
 		t.Errorf("kubectl did not say it used the second master:\n%s", out)
+	}
+
+	// a node joins: the second master serves it (bundle, CA, renewed join data)
+	hosts(r.ip(2) + ", " + r.ip(3))
+	out, code = r.run(ctx, "join")
+	if code != 0 {
+		t.Fatalf("join with the first master down: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, r.ip(0)+": does not answer") {
+		t.Errorf("join did not name the first master as absent:\n%s", out)
+	}
+	log := r.exec(3, "cat /etc/sealpack-test/log")
+	for _, want := range []string{"join-node token=token-h1 refreshed=2", "from " + r.ip(1) + ":", "registry " + r.ip(0) + ":"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the new node's log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Count(r.exec(1, "cat /etc/sealpack-test/log"), "app on") != 0 {
+		t.Error("the join launched the apps again on the second master")
+	}
+
+	// reset: every host that answers is reset, the second master last; the
+	// first master is named, and the exit status says the reset is not whole
+	r.exec(1, "touch /etc/sealpack-test/alone")
+	out, code = r.run(ctx, "reset")
+	if code == 0 || !strings.Contains(out, r.ip(0)) {
+		t.Errorf("reset with the first master down: exit %d, want non-zero naming %s:\n%s", code, r.ip(0), out)
+	}
+	for i := 1; i < 4; i++ {
+		if left := r.exec(i, "ls -d /etc/sealpack-test /var/lib/sealpack 2>/dev/null || true"); left != "" {
+			t.Errorf("host %d keeps %s after reset", i, left)
+		}
+	}
+	// back: its reset finishes the job
+	r.exec(0, "ip -o link show | awk -F': ' '$2 != \"lo\" {print $2}' | cut -d@ -f1 | xargs -r -n1 -I{} ip link set {} up")
+	if out, code := r.run(ctx, "reset"); code != 0 {
+		t.Fatalf("reset once the first master is back: exit %d\n%s", code, out)
+	}
+	if left := r.exec(0, "ls -d /etc/sealpack-test /var/lib/sealpack 2>/dev/null || true"); left != "" {
+		t.Errorf("the first master keeps %s after reset", left)
 	}
 }

@@ -57,15 +57,15 @@ type Engine struct {
 	locked map[*Conn]bool
 	// runID names this engine's run on hosts (locks, detached scripts).
 	runID string
+	// absent are hosts a join found installed before but not answering
+	// (a master powered off): the run goes on without them (absent.go).
+	absent map[string]bool
 	// runnerOffsets is how much of each detached script's log was shown,
 	// by host and key.
 	runnerOffsets map[string]int64
 	dialMu        map[string]*sync.Mutex // one dial per host at a time
 	// dialGate bounds the handshakes in flight across all hosts (maxDials).
 	dialGate chan struct{}
-	// serveOlder: the registry also serves the bundle an upgrade replaced
-	// (previousBundlePath), for the pods that still run its images.
-	serveOlder bool
 }
 
 // maxDials is how many SSH handshakes the engine has in flight at once:

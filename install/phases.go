@@ -61,8 +61,14 @@ func (e *Engine) install(ctx context.Context) error {
 
 // installPhases is the install, in order: every phase with the hosts it
 // works on. Worker nodes that fail a phase are left out of the later ones.
+//
+// A join while some hosts are absent (a master is down) runs on the others:
+// the lead, the first master present, feeds them in the first master's place.
 func (e *Engine) installPhases() []phase {
-	all, m0, others := e.c.All(), e.c.Master0(), e.notMaster0
+	all, m0, others := e.present(e.c.All()), e.lead(), e.notLead
+	masters := e.present(e.c.Masters())
+	first := e.present([]cluster.Node{e.c.Master0()})
+	joining := slices.DeleteFunc(slices.Clone(masters), func(n cluster.Node) bool { return n.IP == e.c.Master0().IP })
 	plugins := func(action string) func(context.Context) error {
 		return func(ctx context.Context) error {
 			return e.eachHost(ctx, action+" plugins", all, func(ctx context.Context, n cluster.Node) error {
@@ -73,10 +79,7 @@ func (e *Engine) installPhases() []phase {
 	return []phase{
 		{"distribute", all, func(ctx context.Context) error { return e.distribute(ctx, all) }},
 		{"registry", all, func(ctx context.Context) error {
-			if err := e.hostDone(ctx, "registry", m0, e.startRegistry(ctx, m0)); err != nil {
-				return err
-			}
-			return e.shareRegistryCA(ctx, m0, others(all))
+			return e.serveRegistries(ctx, m0, masters, e.present(e.c.Nodes()))
 		}},
 		{cluster.ActionPreInstall + " plugins", all, plugins(cluster.ActionPreInstall)},
 		{PhaseInitHost, all, func(ctx context.Context) error {
@@ -90,49 +93,61 @@ func (e *Engine) installPhases() []phase {
 				return e.plugins(ctx, n, cluster.ActionPostInitHost)
 			})
 		}},
-		{PhaseInitMaster0, []cluster.Node{m0}, func(ctx context.Context) error {
-			return e.hostDone(ctx, PhaseInitMaster0, m0, e.runPhase(ctx, m0, PhaseInitMaster0))
+		{PhaseInitMaster0, first, func(ctx context.Context) error {
+			return e.hostDone(ctx, PhaseInitMaster0, first[0], e.runPhase(ctx, first[0], PhaseInitMaster0))
 		}},
 		{"share", others(all), func(ctx context.Context) error { return e.copyShare(ctx, m0, others(all)) }},
-		{PhaseJoinMaster, others(e.c.Masters()), func(ctx context.Context) error {
+		{PhaseJoinMaster, joining, func(ctx context.Context) error {
 			// One at a time: control planes join an etcd quorum one member at a time.
-			for _, n := range others(e.c.Masters()) {
+			for _, n := range joining {
 				if err := e.hostDone(ctx, PhaseJoinMaster, n, e.runPhase(ctx, n, PhaseJoinMaster)); err != nil {
 					return err
 				}
 			}
 			return nil
 		}},
-		{PhaseJoinNode, e.c.Nodes(), func(ctx context.Context) error {
-			return e.eachHost(ctx, PhaseJoinNode, e.c.Nodes(), func(ctx context.Context, n cluster.Node) error {
+		{PhaseJoinNode, e.present(e.c.Nodes()), func(ctx context.Context) error {
+			return e.eachHost(ctx, PhaseJoinNode, e.present(e.c.Nodes()), func(ctx context.Context, n cluster.Node) error {
 				return e.runPhase(ctx, n, PhaseJoinNode)
 			})
 		}},
-		{"apps", []cluster.Node{m0}, func(ctx context.Context) error { return e.hostDone(ctx, "apps", m0, e.apps(ctx, m0, "")) }},
+		{"apps", []cluster.Node{m0}, func(ctx context.Context) error {
+			// launched once per cluster: when the first master is absent, its
+			// record here says whether they were
+			if m0.IP != e.c.Master0().IP && e.state.done(e.c.Master0().IP, "apps") {
+				e.emit(Event{Kind: StepSkipped, Host: m0.IP, Phase: "apps", Step: "apps", Message: "already done on " + e.c.Master0().IP})
+				return e.hostDone(ctx, "apps", m0, nil)
+			}
+			return e.hostDone(ctx, "apps", m0, e.apps(ctx, m0, ""))
+		}},
 		{cluster.ActionPostInstall + " plugins", all, plugins(cluster.ActionPostInstall)},
 	}
 }
 
-// notMaster0 is nodes without the first master.
-func (e *Engine) notMaster0(nodes []cluster.Node) []cluster.Node {
-	m0 := e.c.Master0()
-	return slices.DeleteFunc(slices.Clone(nodes), func(n cluster.Node) bool { return n.IP == m0.IP })
-}
-
 // Join adds the hosts of the Clusterfile that are not part of the cluster
-// yet. The first master must be installed; everything already done is skipped.
+// yet. The first master must be installed; everything already done is
+// skipped. Hosts installed before that do not answer (a master that is
+// down) are left out (findAbsent): the lead master serves the join.
 func (e *Engine) Join(ctx context.Context) error {
 	release, err := e.begin("join")
 	if err != nil {
 		return err
 	}
 	defer release()
-	m0 := e.c.Master0()
+	if err := e.findAbsent(ctx, "join"); err != nil {
+		return err
+	}
+	m0 := e.lead()
 	c, err := e.conn(ctx, m0)
 	if err != nil {
 		return err
 	}
-	if out, _ := c.Output(ctx, "cat "+shellQuote(e.markerPath(PhaseInitMaster0))+" 2>/dev/null || true", time.Minute); strings.TrimSpace(out) == "" {
+	// the first master's init, or the lead's join as a control plane
+	marker := e.markerPath(PhaseInitMaster0)
+	if m0.IP != e.c.Master0().IP {
+		marker = e.markerPath(PhaseJoinMaster)
+	}
+	if out, _ := c.Output(ctx, "cat "+shellQuote(marker)+" 2>/dev/null || true", time.Minute); strings.TrimSpace(out) == "" {
 		return fmt.Errorf("join: %s has no cluster yet (init-master0 never finished): run install first", m0.IP)
 	}
 	return e.install(ctx)
@@ -149,6 +164,7 @@ const (
 	envRootfs     = "SEALPACK_ROOTFS"
 	envRegistry   = "SEALPACK_REGISTRY"
 	envRegistryCA = "SEALPACK_REGISTRY_CA"
+	envRegistries = "SEALPACK_REGISTRIES"
 	envShare      = "SEALPACK_SHARE"
 )
 
@@ -169,6 +185,7 @@ func (e *Engine) scriptEnv(n cluster.Node, extra ...string) []string {
 		envRootfs + "=" + e.rootfsPath(),
 		envRegistry + "=" + e.opts.Registry,
 		envRegistryCA + "=" + e.registryCAPath(),
+		envRegistries + "=" + strings.Join(e.registries(), " "),
 		envShare + "=" + e.sharePath(),
 	}
 	env = append(env, e.opts.Bundle.Index.Config.Env...)
@@ -378,6 +395,11 @@ func (e *Engine) Reset(ctx context.Context) error {
 		return err
 	}
 	defer release()
+	// the lead, the master reset last, is one that answers; absent hosts
+	// are still tried (resetPhases takes every host), and named in the error
+	if err := e.findAbsent(ctx, "reset"); err != nil {
+		return err
+	}
 	// Unlike install, a failed phase does not stop the reset: every host
 	// is reset, and the errors are joined.
 	var errs []error
@@ -394,14 +416,25 @@ func (e *Engine) Reset(ctx context.Context) error {
 	return err
 }
 
-// resetPhases is the reset, in order: every host but the first master,
-// then the first master.
+// resetPhases is the reset, in order: the worker nodes, then the other
+// masters one at a time, the last joined first (each leaves etcd while the
+// others keep its quorum), then the lead master (the first one, unless it
+// is down).
 func (e *Engine) resetPhases() []phase {
-	m0 := []cluster.Node{e.c.Master0()}
-	others := e.notMaster0(e.c.All())
+	lead := []cluster.Node{e.lead()}
+	nodes := e.c.Nodes()
+	masters := e.notLead(e.c.Masters())
+	slices.Reverse(masters)
 	return []phase{
-		{PhaseResetHost, others, func(ctx context.Context) error { return forEach(ctx, others, e.opts.Parallel, e.resetHost) }},
-		{"reset first master", m0, func(ctx context.Context) error { return forEach(ctx, m0, 1, e.resetHost) }},
+		{PhaseResetHost, nodes, func(ctx context.Context) error { return forEach(ctx, nodes, e.opts.Parallel, e.resetHost) }},
+		{"reset masters", masters, func(ctx context.Context) error {
+			var errs []error
+			for _, m := range masters {
+				errs = append(errs, e.resetHost(ctx, m))
+			}
+			return errors.Join(errs...)
+		}},
+		{"reset first master", lead, func(ctx context.Context) error { return forEach(ctx, lead, 1, e.resetHost) }},
 	}
 }
 
@@ -502,10 +535,6 @@ func (e *Engine) Kubectl(ctx context.Context, args []string, stdin io.Reader, st
 	}
 	return err
 }
-
-// masterDialTimeout bounds the wait for one master in anyMaster: a master
-// that is powered off answers nothing, and the next one should be asked.
-const masterDialTimeout = 15 * time.Second
 
 // anyMaster connects to the first master that answers, in the order of the
 // Clusterfile, and says when it is not the first: commands that only need

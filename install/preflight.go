@@ -48,7 +48,7 @@ func (e *PreflightError) Error() string {
 // Connect opens the SSH connection to every host at once and returns each
 // host's error (nil when connected); host keys are checked as configured.
 func (e *Engine) Connect(ctx context.Context) map[string]error {
-	nodes := e.c.All()
+	nodes := e.present(e.c.All())
 	var mu sync.Mutex
 	out := make(map[string]error, len(nodes))
 	forEach(ctx, nodes, 0, func(ctx context.Context, n cluster.Node) error {
@@ -74,7 +74,7 @@ const MaxClockSkew = 30 * time.Second
 // Preflight connects to every host and checks it before anything changes.
 // It returns every result, and a *PreflightError naming all failures.
 func (e *Engine) Preflight(ctx context.Context) ([]CheckResult, error) {
-	nodes := e.c.All()
+	nodes := e.present(e.c.All())
 	var mu sync.Mutex
 	var results []CheckResult
 	add := func(r ...CheckResult) {

@@ -58,8 +58,9 @@ func TestPlan(t *testing.T) {
 			{"apps", []string{"10.0.0.1"}},
 			{"post-install plugins", all4},
 		}},
-		{"reset: the first master last", ha, ActionReset, []PlannedPhase{
-			{"reset-host", []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"}},
+		{"reset: the nodes, the other masters one by one, the first master last", ha, ActionReset, []PlannedPhase{
+			{"reset-host", []string{"10.0.0.4"}},
+			{"reset masters", []string{"10.0.0.3", "10.0.0.2"}},
 			{"reset first master", []string{"10.0.0.1"}},
 		}},
 		{"reset of one host", one, ActionReset, []PlannedPhase{
@@ -68,7 +69,7 @@ func TestPlan(t *testing.T) {
 		{"upgrade: masters one by one, then the nodes", ha, ActionUpgrade, []PlannedPhase{
 			{"distribute", all4},
 			{"upgrade-snapshot", []string{"10.0.0.1"}},
-			{"registry", []string{"10.0.0.1"}},
+			{"registry", all3},
 			{"control-plane", all3},
 			{"nodes", []string{"10.0.0.4"}},
 			{"apps", []string{"10.0.0.1"}},

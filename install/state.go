@@ -64,6 +64,14 @@ func (s *localState) record(ip, step string) {
 	}
 }
 
+// done says whether step is recorded as finished on the host.
+func (s *localState) done(ip, step string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.Hosts[ip][step]
+	return ok
+}
+
 func (s *localState) forget(ip string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -29,17 +29,19 @@ func (e *Engine) upgradePhases(p *UpgradePlan) []phase {
 	masters := e.c.Masters()
 	return []phase{
 		{"distribute", all, func(ctx context.Context) error {
-			// the first master's failure stops the run: no host count of its own
-			if err := e.keepPreviousBundle(ctx, m0); err != nil {
-				return err
+			// a master's failure stops the run: no host count of its own
+			for _, m := range masters {
+				if err := e.keepPreviousBundle(ctx, m); err != nil {
+					return err
+				}
 			}
 			return e.distribute(ctx, all)
 		}},
 		{PhaseUpgradeSnapshot, []cluster.Node{m0}, func(ctx context.Context) error {
 			return e.hostDone(ctx, PhaseUpgradeSnapshot, m0, e.runUpgradePhase(ctx, m0, PhaseUpgradeSnapshot, p))
 		}},
-		{"registry", []cluster.Node{m0}, func(ctx context.Context) error {
-			return e.hostDone(ctx, "registry", m0, e.startRegistry(ctx, m0))
+		{"registry", masters, func(ctx context.Context) error {
+			return e.serveRegistries(ctx, m0, masters, nil)
 		}},
 		{"control-plane", masters, func(ctx context.Context) error {
 			// One at a time: each master's etcd member and API server are
@@ -92,7 +94,7 @@ func (e *Engine) previousBundlePath() string { return e.remote("bundle", "previo
 // can go on serving the images running pods use. Done once per target
 // bundle; a resumed run finds the link already made.
 func (e *Engine) keepPreviousBundle(ctx context.Context, m0 cluster.Node) error {
-	err := e.stepID(ctx, m0, "distribute", "keep-bundle", e.bundleID(), func(ctx context.Context, c *Conn) (string, error) {
+	return e.stepID(ctx, m0, "distribute", "keep-bundle", e.bundleID(), func(ctx context.Context, c *Conn) (string, error) {
 		cur, prev := e.bundleCopyPath(), e.previousBundlePath()
 		script := fmt.Sprintf(`if [ "$(cat %[1]s 2>/dev/null)" != %[2]s ] && [ -f %[3]s ]; then ln -f %[3]s %[4]s.tmp && mv -f %[4]s.tmp %[4]s && echo kept; fi`,
 			shellQuote(e.markerPath("bundle")), shellQuote(e.bundleID()), shellQuote(cur), shellQuote(prev))
@@ -102,21 +104,13 @@ func (e *Engine) keepPreviousBundle(ctx context.Context, m0 cluster.Node) error 
 		}
 		return "", err
 	})
-	if err != nil {
-		return err
-	}
-	c, err := e.conn(ctx, m0)
-	if err != nil {
-		return err
-	}
+}
+
+// hasPreviousBundle says whether the master keeps the bundle an upgrade
+// replaced, whose images its registry then serves too.
+func (e *Engine) hasPreviousBundle(ctx context.Context, c *Conn) (bool, error) {
 	out, err := c.Output(ctx, "[ -f "+shellQuote(e.previousBundlePath())+" ] && echo yes || true", time.Minute)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.serveOlder = strings.TrimSpace(out) == "yes"
-	e.mu.Unlock()
-	return nil
+	return strings.TrimSpace(out) == "yes", err
 }
 
 // upgradeEnv is an upgrade script's environment.
