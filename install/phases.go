@@ -494,6 +494,13 @@ func (t *tailBuffer) String() string {
 // the user (e.g. /etc/kubernetes/admin.conf).
 const LabelKubeconfig = "io.sealpack.kubeconfig"
 
+// LabelKubeconfigRemote, when set, says where each master keeps an admin
+// kubeconfig for use off the hosts (its server a master's own address, not
+// an endpoint only the hosts have, such as a node-local API proxy): the one
+// FetchKubeconfig copies. LabelKubeconfig stays the one kubectl uses on a
+// master, so a cluster installed by an older image keeps working with it.
+const LabelKubeconfigRemote = "io.sealpack.kubeconfig.remote"
+
 // KubeconfigHint says where the kubeconfig is, from the image's label.
 func KubeconfigHint(labels map[string]string, master0 string) string {
 	if p := labels[LabelKubeconfig]; p != "" {
@@ -563,7 +570,11 @@ func (e *Engine) anyMaster(ctx context.Context) (*Conn, error) {
 // (mode 0600), so the user has it where the installer keeps its state.
 // It does nothing when the image does not say where it is.
 func (e *Engine) FetchKubeconfig(ctx context.Context, dst string) (bool, error) {
-	p := e.opts.Bundle.Index.Config.Labels[LabelKubeconfig]
+	labels := e.opts.Bundle.Index.Config.Labels
+	p := labels[LabelKubeconfigRemote]
+	if p == "" {
+		p = labels[LabelKubeconfig]
+	}
 	if p == "" {
 		return false, nil
 	}

@@ -2,20 +2,26 @@
 # e2e.sh: the real-Kubernetes tier (issue 7). systemd hosts booted with systemd-nspawn from a Debian
 # root filesystem (mmdebstrap, cached by suite under $SEALPACK_CACHE/hostroot), each with its own
 # address on a bridge with no route out and sshd inside; an installer FROM kubernetes:v1.37.2 with
-# a 2-replica app; install on 1 master + 2 nodes; assertions; join a 4th host; reset; teardown.
+# a 2-replica app; one cluster's life on shared boots: install on 3 masters + 1 node, lose the first
+# master (powered off), join a node, boot it again, reboot a node, reset; then a single-host cluster.
 #
 # The image's rootfs (extracted from the app installer): every ELF file statically linked, no .deb
 # (check-static.sh), the runtime versions among the installer's labels. h2 is a stripped host:
 # its root has no dpkg/apt (nor their databases), iptables, nft, conntrack, socat or ethtool (a
 # second overlay lower layer of whiteouts over the mmdebstrap root), checked from inside.
-# Asserts: every node Ready, every kube-system pod Running, the app's 2 replicas on 2 nodes answering
-# through the Service's ClusterIP from every host, each replica reaching the other across nodes
-# (kubectl exec: pod to pod), kubectl port-forward to a pod (containerd without socat); every image every host holds is one the bundle
-# carries (same digest) and no host has a route out; `installer.run kubectl` sees the nodes; a 4th
-# host joins and goes Ready; reset leaves all four hosts as they were before the install (snapshot
-# of files, units, processes, mounts, links, routes, sysctls, nftables); then a single-host cluster
-# on a reset host (the master runs the app), checked and reset again. Timings: $E/bench-{3,1}.txt.
-# Usage: e2e.sh [preflight|up|install|check|down|all]   (default all)   Env: SEALPACK_CACHE, GEN, KEEP=1
+# Asserts: every node Ready, every kube-system pod Running, the app's replicas answering through the
+# Service's ClusterIP from every host, each replica reaching another across nodes (kubectl exec: pod
+# to pod), kubectl port-forward to a pod (containerd without socat); every image every host holds is
+# one the bundle carries (same digest) and no host has a route out; `installer.run kubectl` sees the
+# nodes. High availability (ha): h1, the first master, is powered off (its PID 1 killed); the API
+# answers through the node's own endpoint (its proxy), the node stays Ready, the control plane on
+# h2 and h3 runs, the app answers, `installer.run kubectl` and `join` of h5 (with expired join data)
+# work, the app scaled to 4 pulls its image on h5 from a surviving master's registry; h1 boots and
+# goes Ready untouched; h4 reboots and runs its pods again. Reset leaves all five hosts as they were
+# before the install (snapshot of files, units, processes, mounts, links, routes, sysctls,
+# nftables), h1 after a hard power-off included; then a single-host cluster on a reset host (the
+# master runs the app), checked and reset again. Timings: $E/bench-*.txt, $E/bench-steps.txt.
+# Usage: e2e.sh [preflight|roots|up|install|check|down|all]   (default all)   Env: SEALPACK_CACHE, GEN, KEEP=1
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${SEALPACK_CACHE:-/var/cache/sealpack}
@@ -24,23 +30,38 @@ SUITE=bookworm
 ROOT=$CACHE/hostroot/$SUITE                # shared read-only lower layer of every host
 E=${E2E_DIR:-/var/lib/sealpack-e2e/k8s}    # per-run state (not /tmp: containerd roots live here)
 # E2E_BRIDGE/E2E_NET/E2E_DIR let a second bed run beside this one (its own bridge, subnet, state)
-BR=${E2E_BRIDGE:-spk0}; NET=${E2E_NET:-10.249.0}; HOSTS="h1 h2 h3 h4"
+BR=${E2E_BRIDGE:-spk0}; NET=${E2E_NET:-10.249.0}; HOSTS="h1 h2 h3 h4 h5"
 STRIPPED="h2"                              # hosts booted from $ROOT minus the tools in strip_layer
+SPLIT="h5"                                 # hosts booted from a root with /bin, /sbin, /lib apart from /usr
+SPLIT_ROOT=$CACHE/hostroot/$SUITE-split-usr
 STRIP=$CACHE/hostroot/$SUITE-strip         # the whiteouts that remove them
 ip_of() { echo "$NET.$(( 10 + ${1#h} ))"; }
 log() { echo "[$(date +%T)] $*"; }
 
-rootfs() { # the host root filesystem, built once
-  [ -f "$ROOT/.done" ] && return
-  log "mmdebstrap $SUITE -> $ROOT"
-  rm -rf "$ROOT"; mkdir -p "$(dirname "$ROOT")"
+rootfs() { # the host root filesystems, built once
+  mkroot "$ROOT"
+  # a different userland layout, cheap to make: /bin, /sbin and /lib real directories beside /usr
+  # (no merged /usr), as on older or other distributions
+  mkroot "$SPLIT_ROOT" --hook-dir=/usr/share/mmdebstrap/hooks/no-merged-usr
+}
+mkroot() { # mkroot DIR [MMDEBSTRAP ARG...]
+  local R=$1; shift
+  [ -f "$R/.done" ] && return
+  log "mmdebstrap $SUITE -> $R"
+  rm -rf "$R"; mkdir -p "$(dirname "$R")"
   mmdebstrap --variant=minbase --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,udev,kmod,procps \
-    "$SUITE" "$ROOT"
+    "$@" "$SUITE" "$R"
   # minbase has no /etc/hosts (containerd's CRI needs one); sshd: root by key only
-  printf '127.0.0.1 localhost\n' > "$ROOT/etc/hosts"
-  sed -i 's/^#\?PermitRootLogin.*/PermitRootLogin prohibit-password/' "$ROOT/etc/ssh/sshd_config"
-  rm -f "$ROOT"/etc/ssh/ssh_host_*   # each host makes its own (ssh.service's ExecStartPre / sshd-keygen)
-  touch "$ROOT/.done"
+  printf '127.0.0.1 localhost\n' > "$R/etc/hosts"
+  sed -i 's/^#\?PermitRootLogin.*/PermitRootLogin prohibit-password/' "$R/etc/ssh/sshd_config"
+  rm -f "$R"/etc/ssh/ssh_host_*   # each host makes its own (ssh.service's ExecStartPre / sshd-keygen)
+  touch "$R/.done"
+}
+root_of() { [[ " $SPLIT " == *" $1 "* ]] && echo "$SPLIT_ROOT" || echo "$ROOT"; }
+check_split() { # check_split HOST: /bin, /sbin and /lib are directories, not links into /usr
+  on "$1" 'for d in /bin /sbin /lib; do [ -d $d ] && [ ! -L $d ] || { echo "$d: $(ls -ld $d)"; exit 1; }; done' ||
+    { echo "FAIL: $1 has a merged /usr"; return 1; }
+  log "$1: split /usr (/bin, /sbin, /lib are directories)"
 }
 
 # strip_layer: an overlay layer of whiteouts that hides, from $ROOT, the package manager and every
@@ -75,7 +96,7 @@ net_up() {
 host_up() { # host_up NAME: overlay root, network, ssh key, own cgroups; boot
   local n=$1 ip; ip=$(ip_of "$1"); local H=$E/$n
   mkdir -p "$H"/{up,wk,root,ctd,kubelet}
-  local lower=$ROOT; ! stripped "$n" || lower=$STRIP:$ROOT
+  local lower; lower=$(root_of "$n"); ! stripped "$n" || lower=$STRIP:$lower
   mountpoint -q "$H/root" || mount -t overlay "ov-$n" -o "lowerdir=$lower,upperdir=$H/up,workdir=$H/wk" "$H/root"
   local R=$H/root
   mkdir -p "$R/etc/systemd/network" "$R/root/.ssh"
@@ -102,7 +123,7 @@ host_up() { # host_up NAME: overlay root, network, ssh key, own cgroups; boot
   done
   mkdir -p "/sys/fs/cgroup/unified/$BR-$n" "/sys/fs/cgroup/systemd/$BR-$n/payload" "/sys/fs/cgroup/systemd/$BR-$n/supervisor"
   SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 SYSTEMD_SECCOMP=0 setsid nohup sh -c "$cgs echo \$\$ > /sys/fs/cgroup/unified/$BR-$n/cgroup.procs; echo \$\$ > /sys/fs/cgroup/systemd/$BR-$n/cgroup.procs; exec systemd-nspawn --quiet --register=no --keep-unit --capability=all \
-    --resolv-conf=off --timezone=off --link-journal=no -D $R -M $n --network-bridge=$BR \
+    --resolv-conf=off --timezone=off --link-journal=no -D $R -M $BR-$n --network-bridge=$BR \
     --bind=$H/ctd:/var/lib/containerd --bind=$H/kubelet:/var/lib/kubelet --bind=/dev/kmsg --boot" > "$H/console.log" 2>&1 &
   echo $! > "$H/nspawn.pid"
 }
@@ -116,10 +137,14 @@ wait_ssh() {
   echo "$1: no ssh after 60 s; console:"; tail -20 "$E/$1/console.log"; return 1
 }
 
-host_down() {
+# halt HOST [hard]: power the host off, keeping its disk (overlay upper directory, containerd and
+# kubelet roots) for host_up. Orderly (nspawn's poweroff) or hard: its PID 1 killed, so every
+# process of it dies at once and nothing is shut down, as when a server loses power.
+halt() {
   local n=$1 H=$E/$1
   if [ -f "$H/nspawn.pid" ] && kill -0 "$(cat "$H/nspawn.pid")" 2>/dev/null; then
-    local p; p=$(cat "$H/nspawn.pid"); kill -TERM "$p"   # nspawn: orderly poweroff
+    local p; p=$(cat "$H/nspawn.pid")
+    if [ "${2:-}" = hard ]; then kill -KILL "$(host_pid "$n")"; else kill -TERM "$p"; fi
     for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
     kill -0 "$p" 2>/dev/null && kill -KILL "$p"
   fi
@@ -128,15 +153,16 @@ host_down() {
   for d in $(find /sys/fs/cgroup -maxdepth 4 -type d -name "$BR-$n" 2>/dev/null); do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
-  rm -rf "$H"
+  return 0
 }
+host_down() { halt "$1"; rm -rf "${E:?}/$1"; }
 
 up() {
   rootfs; strip_layer; net_up; mkdir -p "$E"
   [ -f "$E/client_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$E/client_key"
-  for n in ${1:-h1 h2 h3}; do host_up "$n"; done
-  for n in ${1:-h1 h2 h3}; do wait_ssh "$n"; done
-  for n in ${1:-h1 h2 h3}; do ! stripped "$n" || check_stripped "$n"; done
+  for n in ${1:-$HOSTS}; do host_up "$n"; done
+  for n in ${1:-$HOSTS}; do wait_ssh "$n"; done
+  for n in ${1:-$HOSTS}; do ! stripped "$n" || check_stripped "$n"; [[ " $SPLIT " != *" $n "* ]] || check_split "$n"; done
   log "hosts up"
 }
 
@@ -155,7 +181,8 @@ spec:
     metadata: {labels: {app: httpd}}
     spec:
       topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: httpd}}}
+      # only nodes the pods may run on count (nodeTaintsPolicy): not tainted masters
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, nodeTaintsPolicy: Honor, labelSelector: {matchLabels: {app: httpd}}}
       containers:
       - {name: httpd, image: docker.io/e2e/httpd:v1, ports: [{containerPort: 8080}]}
 ---
@@ -178,9 +205,6 @@ Y
   done
 }
 
-answers() { # answers MASTER [NODE...]: the Clusterfile for these hosts
-  local m=$1; shift; cluster_file "$m" "$*"
-}
 cluster_file() { # cluster_file "MASTERS" "NODES": the Clusterfile; the first master is master0
   list() { local n; for n in $1; do ip_of "$n"; done | paste -sd, | sed 's/,/, /g'; }
   { echo "apiVersion: sealer.io/v2"; echo "kind: Cluster"; echo "metadata: {name: e2e-k8s}"; echo "spec:"; echo "  hosts:"
@@ -206,10 +230,10 @@ inst() { # inst COMMAND ARGS...: the installer against $E/cluster.yaml (kubectl:
 # processes, the forwarding sysctls, and the nftables ruleset of the host's network namespace.
 snapshot() {
   local n=$1 H=$E/$1
-  { echo "## files"; changed_files "$H/up"
+  { echo "## files"; changed_files "$H/up" "$(root_of "$n")"
     echo "## containerd and kubelet roots"; (cd "$H" && find ctd kubelet | sort)
     echo "## inside"
-    on "$n" 'ip -o link | awk "{print \$2}"; ip -o addr | awk "{print \$2, \$4}"; ip route; ip -6 route
+    on "$n" 'ip -o link | awk "{print \$2}" | sed "s/@if[0-9]*:/:/"; ip -o addr | awk "{print \$2, \$4}"; ip route; ip -6 route
       awk "{print \$2}" /proc/mounts | sort
       systemctl list-units --type=service --state=running --no-legend --plain | awk "{print \$1}"
       systemctl list-unit-files --state=enabled --no-legend | awk "{print \$1}"
@@ -218,12 +242,12 @@ snapshot() {
     echo "## nftables"; nsenter -t "$(host_pid "$n")" -n nft list ruleset
   } > "$2"
 }
-changed_files() { # changed_files UPPER: entries of an overlay upper directory unlike the lower ($ROOT)
-  local up=$1 p u l
+changed_files() { # changed_files UPPER LOWER: entries of an overlay upper directory unlike the lower
+  local up=$1 lower=$2 p u l
   (cd "$up" && find . -xdev \( -path ./var/log -o -path ./var/lib/systemd -o -path ./var/cache \
     -o -path ./tmp -o -path ./var/tmp -o -path ./run -o -path ./var/lib/dpkg/triggers -o -name '*-old' \
     -o -path './var/lib/dpkg/lock*' \) -prune -o -print) | sort | while read -r p; do
-    u=$up/${p#./}; l=$ROOT/${p#./}
+    u=$up/${p#./}; l=$lower/${p#./}
     if [ -L "$u" ]; then [ "$(readlink "$u")" = "$(readlink "$l" 2>/dev/null)" ] || echo "$p -> $(readlink "$u")"
     elif [ -d "$u" ]; then [ -d "$l" ] || echo "$p/ $(stat -c %a "$u")"
     elif [ -c "$u" ]; then echo "$p deleted"
@@ -254,19 +278,20 @@ no_route_out() { # the hosts reach nothing beyond the test bridge: every image m
   done
 }
 
-# install HOST...: the first is the master. Times from the start of `installer.run install` to
-# the installer's exit and to every node Ready, and the installer's per-phase times, into
-# $E/bench-N.txt (N hosts).
+# do_install "MASTERS" "NODES": the first master is master0. Times from the start of
+# `installer.run install` to the installer's exit and to every node Ready, and the installer's
+# per-phase times, into $E/bench-N.txt (N hosts).
 do_install() {
-  answers "$@"
-  local t0=$SECONDS b=$E/bench-$#.txt
-  inst install 2>&1 | tee "$E/install-$#.log"
+  cluster_file "$1" "${2:-}"
+  local m=${1%% *} hosts; hosts=$(echo $1 ${2:-} | wc -w)
+  local t0=$SECONDS b=$E/bench-$hosts.txt
+  inst install 2>&1 | tee "$E/install-$hosts.log"
   local t1=$SECONDS
-  on "$1" KUBECONFIG=/etc/kubernetes/admin.conf kubectl wait --for=condition=Ready node --all --timeout=180s
+  on "$m" KUBECONFIG=/etc/kubernetes/admin.conf kubectl wait --for=condition=Ready node --all --timeout=180s
   local t2=$SECONDS
-  { echo "hosts: $#  installer: $(( t1 - t0 )) s  all nodes Ready: $(( t2 - t0 )) s  installer.run: $(stat -c %s "$E/app/installer.run") bytes"
-    phase_times "$E/install-$#.log"; } > "$b"
-  log "install on $#: $(head -1 "$b")"
+  { echo "hosts: $hosts ($(echo $1 | wc -w) masters)  installer: $(( t1 - t0 )) s  all nodes Ready: $(( t2 - t0 )) s  installer.run: $(stat -c %s "$E/app/installer.run") bytes"
+    phase_times "$E/install-$hosts.log"; } > "$b"
+  log "install on $hosts: $(head -1 "$b")"
 }
 
 timed() { # timed WHAT CMD...: run CMD; its seconds and the installer's phase times into bench-steps.txt
@@ -278,9 +303,11 @@ phase_times() { # phase_times LOG: the installer's per-phase and total times in 
   grep -E 'finished in|installed on' "$1" | grep -Ev ' in 0s( \(.*)?$' | sed 's/^/  /' || true
 }
 
-# check HOST...: the cluster on these hosts (the first is the master) is healthy and its app serves
+# check HOST...: the cluster on these hosts (the first is a master that runs) is healthy and its
+# app serves. REPLICAS: the app's (default 2); APP_NODES: the nodes they run on (default 2, 1 on a
+# single host)
 check() {
-  local m=$1 want=$# apps=$(( $# < 2 ? 1 : 2 )) n
+  local m=$1 want=$# apps=${APP_NODES:-$(( $# < 2 ? 1 : 2 ))} replicas=${REPLICAS:-2} n
   on "$m" "export KUBECONFIG=/etc/kubernetes/admin.conf
     set -e
     kubectl wait --for=condition=Ready node --all --timeout=180s
@@ -293,8 +320,8 @@ check() {
   # from every host, the Service's ClusterIP answers, from both replicas
   local ip; ip=$(on "$m" KUBECONFIG=/etc/kubernetes/admin.conf kubectl get svc httpd -o 'jsonpath={.spec.clusterIP}')
   for n in "$@"; do
-    local got; got=$(on "$n" "for i in \$(seq 16); do exec 3<>/dev/tcp/$ip/80; printf 'GET / HTTP/1.0\r\n\r\n' >&3; tail -1 <&3; exec 3<&-; done | sort -u | wc -l")
-    [ "$got" = 2 ] || { echo "FAIL: from $n the Service $ip answered from $got pods, want both replicas"; return 1; }
+    local got; got=$(on "$n" "for i in \$(seq $(( 10 * replicas ))); do exec 3<>/dev/tcp/$ip/80; printf 'GET / HTTP/1.0\r\n\r\n' >&3; tail -1 <&3; exec 3<&-; done | sort -u | wc -l")
+    [ "$got" = "$replicas" ] || { echo "FAIL: from $n the Service $ip answered from $got pods, want all $replicas replicas"; return 1; }
   done
   [ $apps = 1 ] || pod_to_pod "$m"
   port_forward "$m"
@@ -318,13 +345,13 @@ refuses() {
   log "$1 without losetup and nsenter: $(tr '\n' ' ' <<<"$out")"
 }
 
-# pod_to_pod MASTER: each of the app's 2 replicas (on 2 nodes) answers the other at its pod IP: the
+# pod_to_pod MASTER: two of the app's replicas on two nodes answer each other at their pod IPs: the
 # pod network crosses nodes without going through a Service
 pod_to_pod() {
   local pods a na b ipb nb got
   pods=$(on "$1" KUBECONFIG=/etc/kubernetes/admin.conf kubectl get pod -l app=httpd --no-headers \
-    -o custom-columns=N:.metadata.name,IP:.status.podIP,NODE:.spec.nodeName)
-  [ "$(wc -l <<<"$pods")" = 2 ] || { echo "FAIL: want 2 app pods: $pods"; return 1; }
+    -o custom-columns=N:.metadata.name,IP:.status.podIP,NODE:.spec.nodeName | sort -u -k3,3 | head -2)
+  [ "$(wc -l <<<"$pods")" = 2 ] || { echo "FAIL: want app pods on 2 nodes: $pods"; return 1; }
   read -r a _ na <<<"$(sed -n 1p <<<"$pods")"
   read -r b ipb nb <<<"$(sed -n 2p <<<"$pods")"
   for _ in 1 2; do
@@ -371,34 +398,104 @@ down() {
   log "down"
 }
 
+# secs_since T0: seconds (0.1) from T0 (date +%s.%N) to now
+secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}'; }
+# until_ok SECONDS CMD...: run CMD every 0.2 s until it succeeds; fails after SECONDS
+until_ok() {
+  local end=$(( SECONDS + $1 )); shift
+  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done
+}
+api_via() { # api_via HOST: the API answers through the host's own endpoint (its proxy), 10 times in a row
+  on "$1" 'for i in $(seq 10); do kubectl --kubeconfig /etc/kubernetes/kubelet.conf get --raw /readyz >/dev/null || exit 1; done'
+}
+node_ready() { # node_ready ASK NODE [SINCE]: NODE is Ready, as the API server that ASK reaches says;
+  # with SINCE (date +%s), its kubelet said so at or after SINCE (not a status left from before)
+  local got; got=$(on "$1" "KUBECONFIG=/etc/kubernetes/admin.conf kubectl get node $2 -o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.conditions[?(@.type==\"Ready\")].lastHeartbeatTime}'")
+  [ "${got%% *}" = True ] && { [ -z "${3:-}" ] || [ "$(date -d "${got#* }" +%s)" -ge "$3" ]; }
+}
+pods_restarted() { # pods_restarted ASK NODE SINCE: every app pod on NODE runs a container started at or after SINCE, ready
+  local line n=0
+  while read -r started ready; do
+    [ -n "$started" ] && [ "$ready" = true ] && [ "$(date -d "$started" +%s)" -ge "$3" ] || return 1; n=$((n + 1))
+  done < <(on "$1" "KUBECONFIG=/etc/kubernetes/admin.conf kubectl get pod -l app=httpd --field-selector spec.nodeName=$2 -o 'jsonpath={range .items[*]}{.status.containerStatuses[0].state.running.startedAt} {.status.containerStatuses[0].ready}{\"\\n\"}{end}'")
+  [ $n -gt 0 ]
+}
+
+# ha: the cluster of 3 masters (h1 h2 h3) + 1 node (h4) survives the loss of its first master
+ha() {
+  local B=$E/bench-ha.txt t0 k
+  : > "$B"
+  log "ha: power off h1 (its PID 1 killed)"
+  t0=$(date +%s.%N); halt h1 hard
+  until_ok 60 api_via h4 || { echo "FAIL: the API does not answer through h4's endpoint 60 s after h1 went off"; return 1; }
+  echo "power-off of h1 -> API through h4's endpoint (10 answers in a row): $(secs_since "$t0") s" | tee -a "$B"
+  # the node stays Ready, the control plane on h2 and h3 runs, the app answers from the node
+  node_ready h2 h4 || { echo "FAIL: h4 is not Ready as h2 sees it"; return 1; }
+  on h2 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    for n in h2 h3; do for c in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+      kubectl -n kube-system wait --for=condition=Ready pod/$c-$n --timeout=120s >/dev/null || exit 1; done; done'
+  local ip; ip=$(on h2 KUBECONFIG=/etc/kubernetes/admin.conf kubectl get svc httpd -o 'jsonpath={.spec.clusterIP}')
+  on h4 "exec 3<>/dev/tcp/$ip/80; printf 'GET / HTTP/1.0\r\n\r\n' >&3; tail -1 <&3" | grep -q '^hello from httpd-' ||
+    { echo "FAIL: the app does not answer through its Service from h4 with h1 off"; return 1; }
+  echo "power-off of h1 -> h4 Ready, control plane on h2 h3 Ready, app answers: $(secs_since "$t0") s" | tee -a "$B"
+  # the installer's kubectl runs on a master that answers
+  k=$(inst kubectl get nodes 2>&1) || { echo "FAIL: installer.run kubectl with h1 off: $k"; return 1; }
+  grep -q "using master $(ip_of h2)" <<<"$k" || { echo "FAIL: installer.run kubectl did not use h2: $k"; return 1; }
+  # a node joins with expired join data: h2, the lead, renews it
+  on h2 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    for t in $(kubeadm token list | awk "NR > 1 {print \$1}"); do kubeadm token delete "$t"; done
+    kubectl -n kube-system delete secret kubeadm-certs --ignore-not-found
+    touch -d "2 hours ago" /var/lib/sealpack/share/k8s-join.env'
+  cluster_file "h1 h2 h3" "h4 h5"
+  timed "join of h5 while h1 is off" inst join
+  grep -q "$(ip_of h1): does not answer" "$E/step.log" || { echo "FAIL: join did not name h1 as absent"; return 1; }
+  until_ok 180 node_ready h2 h5 || { echo "FAIL: h5 is not Ready 180 s after its join"; return 1; }
+  # 4 replicas: the new ones go to h5, which pulls the app's image from h2's or h3's registry
+  t0=$(date +%s.%N)
+  on h2 'export KUBECONFIG=/etc/kubernetes/admin.conf; kubectl scale deploy/httpd --replicas=4 >/dev/null && kubectl rollout status deploy/httpd --timeout=180s'
+  echo "scale to 4 with h1 off -> all 4 replicas Running (2 pulled on h5): $(secs_since "$t0") s" | tee -a "$B"
+  on h5 'ctr -n k8s.io images ls -q' | grep -q '^docker.io/e2e/httpd:v1$' || { echo "FAIL: h5 holds no app image"; return 1; }
+  # h1 boots: it goes Ready untouched, its API server answers
+  log "ha: boot h1"
+  t0=$(date +%s.%N); host_up h1; wait_ssh h1
+  echo "boot of h1 -> ssh: $(secs_since "$t0") s" | tee -a "$B"
+  until_ok 300 on h2 "kubectl --kubeconfig /etc/kubernetes/admin.conf --server https://$(ip_of h1):6443 --request-timeout 2s get --raw /readyz" ||
+    { echo "FAIL: h1's API server is not ready 300 s after boot"; on h1 'systemctl status kubelet containerd --no-pager -n 5' || true; return 1; }
+  echo "boot of h1 -> its API server ready: $(secs_since "$t0") s" | tee -a "$B"
+  until_ok 180 node_ready h2 h1 "${t0%.*}" || { echo "FAIL: h1 is not Ready after boot"; return 1; }
+  echo "boot of h1 -> node h1 Ready: $(secs_since "$t0") s" | tee -a "$B"
+  # where the time goes after boot: the units' and the kubelet's first steps, from h1's journal
+  on h1 'journalctl -b -o short-monotonic --no-pager -u containerd -u kubelet -u sealpack-api-proxy 2>/dev/null |
+    grep -m 8 -E "Started|starting containerd|containerd successfully booted|Attempting to register|Successfully registered|backend .* up"' | sed 's/^/  /' | tee -a "$B" || true
+  # a node reboots: Ready again, its pods running
+  log "ha: reboot h4"
+  t0=$(date +%s.%N); halt h4; host_up h4; wait_ssh h4
+  until_ok 300 node_ready h1 h4 "${t0%.*}" || { echo "FAIL: h4 is not Ready after its reboot"; return 1; }
+  echo "reboot of h4 -> its kubelet reports Ready: $(secs_since "$t0") s" | tee -a "$B"
+  until_ok 300 pods_restarted h1 h4 "${t0%.*}" || { echo "FAIL: the app's pods on h4 do not run again after its reboot"; return 1; }
+  echo "reboot of h4 -> its app pods running and ready again: $(secs_since "$t0") s" | tee -a "$B"
+  REPLICAS=4 check h1 h2 h3 h4 h5
+}
+
 all() {
   # leftovers of an earlier run (KEEP=1, or killed): its hosts, bridge and known_hosts go first
   [ ! -d "$E" ] || KEEP= down
   trap down EXIT
-  up; for n in h1 h2 h3; do snapshot $n "$E/$n.before"; done
-  app; refuses h2; do_install h1 h2 h3; check h1 h2 h3
-  # a fourth host joins the running cluster as a second control plane, after its join data has
-  # expired: bootstrap tokens and uploaded certificates deleted, the share's copy two hours old
-  # (scripts/refresh-share.sh must make new ones)
-  up h4; snapshot h4 "$E/h4.before"
-  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
-    for t in $(kubeadm token list | awk "NR > 1 {print \$1}"); do kubeadm token delete "$t"; done
-    kubectl -n kube-system delete secret kubeadm-certs --ignore-not-found
-    touch -d "2 hours ago" /var/lib/sealpack/share/k8s-join.env'
-  cluster_file "h1 h4" "h2 h3"
-  timed "join of a 4th host as a control plane" inst join
-  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
-    kubectl wait --for=condition=Ready node/h4 --timeout=180s
-    kubectl -n kube-system wait --for=condition=Ready pod/etcd-h4 pod/kube-apiserver-h4 pod/kube-controller-manager-h4 pod/kube-scheduler-h4 --timeout=180s'
-  check h1 h2 h3 h4
-  # the second control plane serves the API on its own
-  on h4 'KUBECONFIG=/etc/kubernetes/admin.conf kubectl --server https://$(hostname -i | cut -d" " -f1):6443 get nodes' >/dev/null \
-    || { echo "FAIL: h4's API server does not answer"; return 1; }
-  timed "reset of 4 hosts" inst reset; assert_clean h1 h2 h3 h4
+  up; for n in $HOSTS; do snapshot $n "$E/$n.before"; done
+  app; refuses h2
+  # 3 masters (h2 stripped) and a node: the app's 2 replicas on the node (the masters are tainted)
+  do_install "h1 h2 h3" h4; APP_NODES=1 check h1 h2 h3 h4
+  # every master's API server serves on its own
+  for n in h2 h3; do
+    on "$n" "KUBECONFIG=/etc/kubernetes/admin.conf kubectl --server https://$(ip_of $n):6443 get nodes" >/dev/null \
+      || { echo "FAIL: $n's API server does not answer"; return 1; }
+  done
+  ha
+  timed "reset of 5 hosts" inst reset; assert_clean $HOSTS
   # the reset first host installs again, alone: a single-host cluster whose master runs the app
   do_install h1; check h1
   inst reset; assert_clean h1
-  echo "== timings"; cat "$E"/bench-3.txt "$E"/bench-1.txt "$E"/bench-steps.txt
+  echo "== timings"; cat "$E"/bench-4.txt "$E"/bench-1.txt "$E"/bench-ha.txt "$E"/bench-steps.txt
 }
 
 # preflight: what this tier needs on the machine running it. Exit 3 (skip) outside CI, 1 under CI=true.
@@ -414,6 +511,6 @@ preflight() {
 
 case ${1:-all} in
   preflight) preflight;;
-  up) up;; install) app; do_install h1 h2 h3;; check) check h1 h2 h3;; down) down;; all) preflight; all;;
-  *) echo "usage: $0 [preflight|up|install|check|down|all]" >&2; exit 2;;
+  roots) rootfs;; up) up;; install) app; do_install "h1 h2 h3" h4;; check) APP_NODES=1 check h1 h2 h3 h4;; down) down;; all) preflight; all;;
+  *) echo "usage: $0 [preflight|roots|up|install|check|down|all]" >&2; exit 2;;
 esac

@@ -19,14 +19,24 @@ while :; do
     [ -z "$dev" ] || ip route replace "$SERVICE_CIDR" dev "$dev" proto 211 2>/dev/null
   fi
   if [ -f $KC ]; then
-    nodes=$(kubectl --kubeconfig $KC --cache-dir /run/sealpack-cni/kube-cache get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.addresses[?(@.type=="InternalIP")].address} {.spec.podCIDR}{"\n"}{end}' 2>/dev/null)
-    mine=$(awk -v n="$NAME" '$1==n {print $3}' <<<"$nodes")
+    # NAME IP PODCIDR(or -) ROLE(control-plane or -), a node a line
+    nodes=$(kubectl --kubeconfig $KC --cache-dir /run/sealpack-cni/kube-cache get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.addresses[?(@.type=="InternalIP")].address} {.spec.podCIDR}- {.metadata.labels}{"\n"}{end}' 2>/dev/null |
+      awk '{c = $3; sub(/-$/, "", c); if (c == "") c = "-"
+        print $1, $2, c, (index($0, "\"node-role.kubernetes.io/control-plane\"") ? "control-plane" : "-")}')
+    # the API proxy's backends follow the masters: one that joined later is used from then on
+    if [ -n "${APISERVERS:-}" ]; then
+      want=$(awk -v p="$API_PORT" '$4 == "control-plane" && $2 != "" {print ($2 ~ /:/ ? "[" $2 "]" : $2) ":" p}' <<<"$nodes" | sort -u)
+      if [ -n "$want" ] && [ "$want" != "$(cat "$APISERVERS" 2>/dev/null)" ]; then
+        echo "$want" > "$APISERVERS.tmp" && mv "$APISERVERS.tmp" "$APISERVERS"
+      fi
+    fi
+    mine=$(awk -v n="$NAME" '$1==n && $3 != "-" {print $3}' <<<"$nodes")
     if [ -n "$mine" ]; then
       want='{"cniVersion":"1.0.0","name":"sealpack","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"'$mine'"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}'
       if [ "$(cat $CONF 2>/dev/null)" != "$want" ]; then mkdir -p /etc/cni/net.d; echo "$want" > $CONF.tmp && mv $CONF.tmp $CONF; fi
       keep=" $SERVICE_CIDR "
-      while read -r n ip cidr; do
-        [ -z "$cidr" ] || [ "$n" = "$NAME" ] || [ -z "$ip" ] && continue
+      while read -r n ip cidr _; do
+        [ "$cidr" = - ] || [ "$n" = "$NAME" ] || [ -z "$ip" ] && continue
         ip route replace "$cidr" via "$ip" proto 211 2>/dev/null && keep="$keep$cidr "
       done <<<"$nodes"
       ip route show proto 211 | awk '{print $1}' | while read -r r; do

@@ -68,33 +68,48 @@ printf 'overlay\nbr_netfilter\n' | write_file /etc/modules-load.d/sealpack-k8s.c
 [ -s /etc/hosts ] || printf '127.0.0.1 localhost\n::1 localhost\n' > /etc/hosts
 grep -qw "$(hostname)" /etc/hosts || echo "$SEALPACK_HOST_IP $(hostname)" >> /etc/hosts
 swapoff -a 2>/dev/null || true
-printf 'SERVICE_CIDR=%s\nPOD_CIDR=%s\nHOST_IP=%s\n' "$SERVICE_CIDR" "$POD_CIDR" "$SEALPACK_HOST_IP" | write_file $STATE/network.env >/dev/null
+printf 'SERVICE_CIDR=%s\nPOD_CIDR=%s\nHOST_IP=%s\nAPI_PORT=%s\nAPISERVERS=%s\n' "$SERVICE_CIDR" "$POD_CIDR" "$SEALPACK_HOST_IP" "$API_PORT" \
+  "$([ -n "${SEALPACK_K8S_ENDPOINT:-}" ] || echo $APISERVERS)" | write_file $STATE/network.env >/dev/null
 
 # 4. containerd: CRI with runc (cgroupfs), pause from registry.k8s.io (mirrored), certs.d mirrors
 ctr_changed=
 # containerd 2.x, configuration version 4 (files/containerd.toml says why)
 ctr_changed+=$(install_file files/containerd.toml /etc/containerd/config.toml)
+# every master serves the bundle's images (SEALPACK_REGISTRIES, the first master's first), all
+# under one CA: containerd tries them in order, giving up on one that does not answer in 2 s, so
+# losing a master loses no image
+mirrors() { # the [host] tables of every registry
+  local r
+  for r in ${SEALPACK_REGISTRIES:-$SEALPACK_REGISTRY}; do printf '[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n  dial_timeout = "2s"\n' "$r" "$SEALPACK_REGISTRY_CA"; done
+}
 for up in registry.k8s.io docker.io quay.io ghcr.io gcr.io k8s.gcr.io registry.gitlab.com mcr.microsoft.com public.ecr.aws; do
   server=https://$up; [ $up = docker.io ] && server=https://registry-1.docker.io
-  ctr_changed+=$(write_file /etc/containerd/certs.d/$up/hosts.toml <<T
-server = "$server"
-[host."https://$SEALPACK_REGISTRY"]
-  capabilities = ["pull", "resolve"]
-  ca = "$SEALPACK_REGISTRY_CA"
-T
-)
+  ctr_changed+=$({ echo "server = \"$server\""; mirrors; } | write_file /etc/containerd/certs.d/$up/hosts.toml)
 done
-ctr_changed+=$(write_file "/etc/containerd/certs.d/$SEALPACK_REGISTRY/hosts.toml" <<T
-server = "https://$SEALPACK_REGISTRY"
-[host."https://$SEALPACK_REGISTRY"]
-  capabilities = ["pull", "resolve"]
-  ca = "$SEALPACK_REGISTRY_CA"
-T
-)
+ctr_changed+=$({ echo "server = \"https://$SEALPACK_REGISTRY\""; mirrors; } | write_file "/etc/containerd/certs.d/$SEALPACK_REGISTRY/hosts.toml")
 
 # 5. units
 u=/etc/systemd/system
 units_changed=
+# the API endpoint of this host: a health-checked proxy to every master's API server that is
+# ready (/readyz), run by the installer's program under the data root; cni-sync.sh adds masters
+# that join later to its backends, read again every 2 s
+if [ -z "${SEALPACK_K8S_ENDPOINT:-}" ]; then
+  [ -f $APISERVERS ] || write_apiservers $(for m in $SEALPACK_MASTERS; do echo "$m:$API_PORT"; done) >/dev/null
+  units_changed+=$(write_file $u/sealpack-api-proxy.service <<UNIT
+[Unit]
+Description=sealpack API proxy: 127.0.0.1:$PROXY_PORT to every ready master's API server
+After=network-online.target
+Before=kubelet.service
+[Service]
+ExecStart=$SEALPACK_DATA_ROOT/bin/sealpack agent api-proxy --listen 127.0.0.1:$PROXY_PORT --backends-file $APISERVERS --health-path /readyz
+Restart=always
+RestartSec=1
+[Install]
+WantedBy=multi-user.target
+UNIT
+)
+fi
 units_changed+=$(install_file files/containerd.service $u/containerd.service)
 units_changed+=$(install_file files/sealpack-k8s-prep.service $u/sealpack-k8s-prep.service)
 units_changed+=$(install_file files/kubelet.service $u/kubelet.service)
@@ -104,6 +119,10 @@ units_changed+=$(install_file files/sealpack-cni-sync.service $u/sealpack-cni-sy
 # --no-reload: enable reloads systemd otherwise (0.3-2.7 s each), and the unit files were loaded above
 systemctl enable --now --no-reload sealpack-k8s-prep.service
 systemctl enable --no-reload containerd.service kubelet.service sealpack-cni-sync.service
+if [ -z "${SEALPACK_K8S_ENDPOINT:-}" ]; then
+  systemctl enable --no-reload sealpack-api-proxy.service
+  if [ -n "$units_changed" ]; then systemctl restart sealpack-api-proxy.service; else systemctl start sealpack-api-proxy.service; fi
+fi
 if [ -n "$ctr_changed$units_changed" ]; then systemctl restart containerd.service; else systemctl start containerd.service; fi
 # the unit is Type=notify, so systemctl returns once containerd is ready and the first ctr call
 # answers: one call checks it and reads the server's version (each ctr start costs 0.1-0.3 s on a

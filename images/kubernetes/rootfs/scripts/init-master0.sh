@@ -27,7 +27,9 @@ networking:
   serviceSubnet: $SERVICE_CIDR
   dnsDomain: cluster.local
 apiServer:
-  certSANs: [$SEALPACK_HOST_IP, $(echo $SEALPACK_MASTERS | sed 's/ /, /g')]
+  # every master's address and the proxies' loopback; masters that join later are covered by
+  # their own certificate (kubeadm join signs one naming the joining host)
+  certSANs: [127.0.0.1, $SEALPACK_HOST_IP, $(echo $SEALPACK_MASTERS | sed 's/ /, /g')]
   extraArgs:
   - name: kubelet-preferred-address-types
     value: InternalIP

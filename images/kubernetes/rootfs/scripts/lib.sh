@@ -9,7 +9,13 @@ ROOTFS=$(pwd)
 STATE=/etc/sealpack/k8s          # what the phases installed, for reset-host.sh
 CRI=unix:///run/containerd/containerd.sock
 INIT_CFG=$STATE/kubeadm-init.yaml   # init-master0.sh's kubeadm configuration
-ENDPOINT=${SEALPACK_K8S_ENDPOINT:-${SEALPACK_MASTER0_IP:-}:$API_PORT}   # the API every host joins
+# Every host reaches the API through its own health-checked proxy (sealpack-api-proxy.service, the
+# installer's `agent api-proxy`) at 127.0.0.1:$PROXY_PORT, which forwards to every master's API
+# server that is ready: the cluster keeps working when any master dies (docs/HA.md says why a
+# node-local proxy). SEALPACK_K8S_ENDPOINT: a load balancer's HOST:PORT instead.
+PROXY_PORT=${SEALPACK_K8S_API_PROXY_PORT:-6444}
+ENDPOINT=${SEALPACK_K8S_ENDPOINT:-127.0.0.1:$PROXY_PORT}   # the API every host joins and uses
+APISERVERS=$STATE/apiservers     # the proxy's backends, HOST:PORT a line (cni-sync.sh follows joins)
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p "$STATE"
 
@@ -76,7 +82,11 @@ root_kubeconfig() {
     cp -p /root/.kube/config $STATE/root-kubeconfig.orig
   fi
   install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
+  # for use off the hosts (the installer fetches it: io.sealpack.kubeconfig): this master's own
+  # API server, not the hosts' local proxy
+  sed "s#^\( *server: \).*#\1https://$(host_port "$SEALPACK_HOST_IP" "$API_PORT")#" /etc/kubernetes/admin.conf | write_file $STATE/admin.conf 0600 >/dev/null
 }
+host_port() { case $1 in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
 # write_join_data (the first master): a bootstrap token (24 h), the CA hash and a certificate key
 # (the control-plane certificates uploaded for 2 h) into $SEALPACK_SHARE/k8s-join.env
 write_join_data() {
@@ -84,10 +94,25 @@ write_join_data() {
   join=$(KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --ttl 24h --print-join-command)
   token=$(sed -n 's/.*--token \([^ ]*\).*/\1/p' <<<"$join")
   hash=$(sed -n 's/.*--discovery-token-ca-cert-hash \([^ ]*\).*/\1/p' <<<"$join")
-  key=$(kubeadm init phase upload-certs --upload-certs --config $INIT_CFG 2>/dev/null | tail -1)
+  # the first master keeps its init configuration; another master (the first one is down) makes
+  # one from the cluster's own ClusterConfiguration and its local API endpoint
+  local cfg=$INIT_CFG out
+  if [ ! -f "$cfg" ]; then
+    cfg=$STATE/kubeadm-upload-certs.yaml
+    { printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\n  bindPort: %s\nnodeRegistration:\n  criSocket: %s\n---\n' \
+        "$SEALPACK_HOST_IP" "$API_PORT" "$CRI"
+      KUBECONFIG=/etc/kubernetes/admin.conf kubectl -n kube-system get cm kubeadm-config -o 'jsonpath={.data.ClusterConfiguration}'; } > "$cfg"
+  fi
+  out=$(kubeadm init phase upload-certs --upload-certs --config "$cfg" 2>&1) || die "kubeadm init phase upload-certs: $out"
+  key=$(tail -1 <<<"$out")
   [ -n "$token" ] && [ -n "$hash" ] && [ -n "$key" ] || die "no join data (token '$token', hash '$hash', key '$key')"
   mkdir -p "$SEALPACK_SHARE"
   printf 'K8S_ENDPOINT=%s\nK8S_TOKEN=%s\nK8S_CA_HASH=%s\nK8S_CERT_KEY=%s\n' "$ENDPOINT" "$token" "$hash" "$key" \
     > "$SEALPACK_SHARE/k8s-join.env.tmp"
   chmod 0600 "$SEALPACK_SHARE/k8s-join.env.tmp"; mv -f "$SEALPACK_SHARE/k8s-join.env.tmp" "$SEALPACK_SHARE/k8s-join.env"
+}
+
+# write_apiservers ADDR...: the proxy's backends (HOST:PORT each), when they changed
+write_apiservers() {
+  printf '%s\n' "$@" | sort -u | write_file $APISERVERS
 }

@@ -13,7 +13,8 @@ if command -v ctr >/dev/null && ctr version >/dev/null 2>&1; then
   for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks delete -f "$t" 2>/dev/null; done
   for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io containers delete "$c" 2>/dev/null; done
 fi
-systemctl disable --now containerd.service sealpack-k8s-prep.service 2>/dev/null
+# the API proxy last: kubeadm reset of a control plane leaves etcd through it
+systemctl disable --now containerd.service sealpack-k8s-prep.service sealpack-api-proxy.service 2>/dev/null
 # leftover mounts of pods
 for m in $(awk '$2 ~ "^/(run/containerd|var/lib/containerd|var/lib/kubelet)/" {print $2}' /proc/mounts | sort -r); do umount -l "$m"; done
 # pod network
@@ -41,7 +42,7 @@ rmdir /etc/cni/net.d /etc/cni /root/.kube 2>/dev/null
 # host folders the pods' hostPath volumes created (init-host.sh recorded which were missing)
 [ ! -f "$STATE/absent-dirs" ] || tac "$STATE/absent-dirs" | while read -r d; do rmdir "$d" 2>/dev/null; done
 rm -rf /etc/containerd /var/lib/containerd/* /run/containerd
-rm -f /etc/systemd/system/{containerd,kubelet,sealpack-k8s-prep,sealpack-cni-sync}.service
+rm -f /etc/systemd/system/{containerd,kubelet,sealpack-k8s-prep,sealpack-cni-sync,sealpack-api-proxy}.service
 rm -rf /etc/systemd/system/kubelet.service.d
 rm -f /etc/sysctl.d/90-sealpack-k8s.conf /etc/modules-load.d/sealpack-k8s.conf
 rm -rf /usr/local/lib/sealpack
