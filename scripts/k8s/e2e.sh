@@ -20,7 +20,8 @@
 # goes Ready untouched; h4 reboots and runs its pods again. Reset leaves all five hosts as they were
 # before the install (snapshot of files, units, processes, mounts, links, routes, sysctls,
 # nftables), h1 after a hard power-off included; then a single-host cluster on a reset host (the
-# master runs the app), checked and reset again. Timings: $E/bench-*.txt, $E/bench-steps.txt.
+# master runs the app), checked; a second control plane joins it after its join data expired, and
+# h1's API proxy lists it; reset again. Timings: $E/bench-*.txt, $E/bench-steps.txt.
 # Usage: e2e.sh [preflight|roots|up|install|check|down|all]   (default all)   Env: SEALPACK_CACHE, GEN, KEEP=1
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/../.." && pwd)
@@ -494,7 +495,25 @@ all() {
   timed "reset of 5 hosts" inst reset; assert_clean $HOSTS
   # the reset first host installs again, alone: a single-host cluster whose master runs the app
   do_install h1; check h1
-  inst reset; assert_clean h1
+  # a second control plane joins after its join data expired (bootstrap tokens and uploaded
+  # certificates deleted, the share two hours old: refresh-share.sh renews them), and the API
+  # proxy of every host follows it
+  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    for t in $(kubeadm token list | awk "NR > 1 {print \$1}"); do kubeadm token delete "$t"; done
+    kubectl -n kube-system delete secret kubeadm-certs --ignore-not-found
+    touch -d "2 hours ago" /var/lib/sealpack/share/k8s-join.env'
+  cluster_file "h1 h2" ""
+  timed "join of a second control plane (h2)" inst join
+  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    kubectl wait --for=condition=Ready node/h2 --timeout=180s
+    kubectl -n kube-system wait --for=condition=Ready pod/etcd-h2 pod/kube-apiserver-h2 pod/kube-controller-manager-h2 pod/kube-scheduler-h2 --timeout=180s' >/dev/null
+  on h2 "KUBECONFIG=/etc/kubernetes/admin.conf kubectl --server https://$(ip_of h2):6443 get nodes" >/dev/null ||
+    { echo "FAIL: h2's API server does not answer"; return 1; }
+  until_ok 30 on h1 "grep -qx '$(ip_of h2):6443' /etc/sealpack/k8s/apiservers" ||
+    { echo "FAIL: h1's API proxy does not list the joined master: $(on h1 cat /etc/sealpack/k8s/apiservers)"; return 1; }
+  log "h1's API proxy follows the joined master: $(on h1 cat /etc/sealpack/k8s/apiservers | paste -sd' ')"
+  APP_NODES=1 check h1 h2
+  inst reset; assert_clean h1 h2
   echo "== timings"; cat "$E"/bench-4.txt "$E"/bench-1.txt "$E"/bench-ha.txt "$E"/bench-steps.txt
 }
 
