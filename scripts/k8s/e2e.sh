@@ -422,6 +422,14 @@ pods_restarted() { # pods_restarted ASK NODE SINCE: every app pod on NODE runs a
   [ $n -gt 0 ]
 }
 
+expire_join_data() { # expire_join_data MASTER: bootstrap tokens and uploaded certificates deleted, its
+  # share two hours old, so the next join must renew them (refresh-share.sh)
+  on "$1" 'export KUBECONFIG=/etc/kubernetes/admin.conf
+    for t in $(kubeadm token list | awk "NR > 1 {print \$1}"); do kubeadm token delete "$t"; done
+    kubectl -n kube-system delete secret kubeadm-certs --ignore-not-found
+    touch -d "2 hours ago" /var/lib/sealpack/share/k8s-join.env'
+}
+
 # ha: the cluster of 3 masters (h1 h2 h3) + 1 node (h4) survives the loss of its first master
 ha() {
   local B=$E/bench-ha.txt t0 k
@@ -443,10 +451,7 @@ ha() {
   k=$(inst kubectl get nodes 2>&1) || { echo "FAIL: installer.run kubectl with h1 off: $k"; return 1; }
   grep -q "using master $(ip_of h2)" <<<"$k" || { echo "FAIL: installer.run kubectl did not use h2: $k"; return 1; }
   # a node joins with expired join data: h2, the lead, renews it
-  on h2 'export KUBECONFIG=/etc/kubernetes/admin.conf
-    for t in $(kubeadm token list | awk "NR > 1 {print \$1}"); do kubeadm token delete "$t"; done
-    kubectl -n kube-system delete secret kubeadm-certs --ignore-not-found
-    touch -d "2 hours ago" /var/lib/sealpack/share/k8s-join.env'
+  expire_join_data h2
   cluster_file "h1 h2 h3" "h4 h5"
   timed "join of h5 while h1 is off" inst join
   grep -q "$(ip_of h1): does not answer" "$E/step.log" || { echo "FAIL: join did not name h1 as absent"; return 1; }
@@ -498,10 +503,7 @@ all() {
   # a second control plane joins after its join data expired (bootstrap tokens and uploaded
   # certificates deleted, the share two hours old: refresh-share.sh renews them), and the API
   # proxy of every host follows it
-  on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
-    for t in $(kubeadm token list | awk "NR > 1 {print \$1}"); do kubeadm token delete "$t"; done
-    kubectl -n kube-system delete secret kubeadm-certs --ignore-not-found
-    touch -d "2 hours ago" /var/lib/sealpack/share/k8s-join.env'
+  expire_join_data h1
   cluster_file "h1 h2" ""
   timed "join of a second control plane (h2)" inst join
   on h1 'export KUBECONFIG=/etc/kubernetes/admin.conf
