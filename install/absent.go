@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sealpack/sealpack/cluster"
@@ -24,7 +25,14 @@ func (e *Engine) present(nodes []cluster.Node) []cluster.Node {
 	if len(e.absent) == 0 {
 		return nodes
 	}
-	return slices.DeleteFunc(slices.Clone(nodes), func(n cluster.Node) bool { return e.absent[n.IP] })
+	return slices.DeleteFunc(slices.Clone(nodes), func(n cluster.Node) bool { return e.absent[n.IP] != nil })
+}
+
+// absentErr is why the host is absent, or nil.
+func (e *Engine) absentErr(ip string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.absent[ip]
 }
 
 // lead is the first master present (the first master, unless it is absent).
@@ -56,30 +64,30 @@ func (e *Engine) findAbsent(ctx context.Context, action string) error {
 			installed = append(installed, n)
 		}
 	}
-	errs := make([]error, len(installed))
+	var (
+		mu   sync.Mutex
+		down []string
+	)
 	forEach(ctx, installed, 0, func(ctx context.Context, n cluster.Node) error {
 		dctx, cancel := context.WithTimeout(ctx, masterDialTimeout)
 		defer cancel()
-		_, err := e.conn(dctx, n)
-		errs[slices.IndexFunc(installed, func(m cluster.Node) bool { return m.IP == n.IP })] = err
+		if _, err := e.conn(dctx, n); err != nil && ctx.Err() == nil {
+			mu.Lock()
+			down = append(down, n.IP)
+			mu.Unlock()
+			e.mu.Lock()
+			if e.absent == nil {
+				e.absent = map[string]error{}
+			}
+			e.absent[n.IP] = fmt.Errorf("%s does not answer: %w", n.IP, err)
+			e.mu.Unlock()
+			e.emit(Event{Kind: Warning, Host: n.IP, Message: fmt.Sprintf("%s: does not answer (%v); installed before, so this %s goes on without it", n.IP, firstLine(err.Error()), action)})
+		}
 		return nil
 	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var down []string
-	e.mu.Lock()
-	for i, n := range installed {
-		if errs[i] != nil {
-			if e.absent == nil {
-				e.absent = map[string]bool{}
-			}
-			e.absent[n.IP] = true
-			down = append(down, n.IP)
-			e.emit(Event{Kind: Warning, Host: n.IP, Message: fmt.Sprintf("%s: does not answer (%v); installed before, so this %s goes on without it", n.IP, firstLine(errs[i].Error()), action)})
-		}
-	}
-	e.mu.Unlock()
 	if len(e.present(e.c.Masters())) == 0 {
 		return fmt.Errorf("%s: no master answers (%s): the cluster cannot be reached", action, strings.Join(down, ", "))
 	}

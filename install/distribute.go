@@ -47,7 +47,8 @@ func (p *progressReader) Read(b []byte) (int, error) {
 func (e *Engine) upload(ctx context.Context, c *Conn, phase, step string, r io.Reader, size int64, digest, dst string, mode string) error {
 	hex := strings.TrimPrefix(digest, "sha256:")
 	tmp := dst + ".partial"
-	cmd := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && cat > %[2]s && echo %[3]s' '%[2]s | sha256sum -c --status && chmod %[4]s %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; echo 'checksum mismatch after transfer' >&2; exit 1; }",
+	// the file is private until its mode is set: a key never shows wider
+	cmd := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && (umask 077 && cat > %[2]s) && echo %[3]s' '%[2]s | sha256sum -c --status && chmod %[4]s %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; echo 'checksum mismatch after transfer' >&2; exit 1; }",
 		shellQuote(dst), shellQuote(tmp), hex, mode)
 	pr := &progressReader{r: r, total: size, emit: func(done, total int64) {
 		e.emit(Event{Kind: Progress, Host: c.Node.IP, Phase: phase, Step: step, Bytes: done, Total: total})

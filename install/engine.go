@@ -57,9 +57,10 @@ type Engine struct {
 	locked map[*Conn]bool
 	// runID names this engine's run on hosts (locks, detached scripts).
 	runID string
-	// absent are hosts a join found installed before but not answering
-	// (a master powered off): the run goes on without them (absent.go).
-	absent map[string]bool
+	// absent are hosts a join or reset found installed before but not
+	// answering (a master powered off), with their dial's error: the run
+	// goes on without them (absent.go).
+	absent map[string]error
 	// runnerOffsets is how much of each detached script's log was shown,
 	// by host and key.
 	runnerOffsets map[string]int64

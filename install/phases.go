@@ -396,7 +396,7 @@ func (e *Engine) Reset(ctx context.Context) error {
 	}
 	defer release()
 	// the lead, the master reset last, is one that answers; absent hosts
-	// are still tried (resetPhases takes every host), and named in the error
+	// are not dialled again, but named in the error (resetHost)
 	if err := e.findAbsent(ctx, "reset"); err != nil {
 		return err
 	}
@@ -440,7 +440,13 @@ func (e *Engine) resetPhases() []phase {
 
 // resetHost runs reset-host.sh on one host and removes its data root.
 func (e *Engine) resetHost(ctx context.Context, n cluster.Node) error {
-	c, err := e.conn(ctx, n)
+	err := e.absentErr(n.IP)
+	var c *Conn
+	if err != nil {
+		err = fmt.Errorf("not reset: %w", err)
+	} else {
+		c, err = e.conn(ctx, n)
+	}
 	if err != nil {
 		e.emit(Event{Kind: StepFailed, Host: n.IP, Phase: "reset", Step: "connect", Err: err})
 		return err

@@ -109,18 +109,25 @@ func (e *Engine) replicateRegistry(ctx context.Context, m0 cluster.Node, replica
 	if err != nil {
 		return err
 	}
-	key, err := c0.Output(ctx, "cat "+shellQuote(e.remote("registry", "ca.key")), time.Minute)
-	if err != nil {
-		return fmt.Errorf("read the registry CA key on %s: %w", m0.IP, err)
-	}
+	b := e.opts.Bundle
+	// Read and computed once, and only when a replica lacks them: a re-run
+	// whose replicas are done reads no key and hashes no bundle.
+	key := sync.OnceValues(func() (string, error) {
+		k, err := c0.Output(ctx, "cat "+shellQuote(e.remote("registry", "ca.key")), time.Minute)
+		if err != nil {
+			return "", fmt.Errorf("read the registry CA key on %s: %w", m0.IP, err)
+		}
+		return k, nil
+	})
 	// The bundle as one file, as the first master holds it: its digest is
 	// computed here, from the bundle this installer verified.
-	h := sha256.New()
-	b := e.opts.Bundle
-	if _, err := b.WriteSingleFrom(h, 0); err != nil {
-		return fmt.Errorf("hash the bundle: %w", err)
-	}
-	single := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	single := sync.OnceValues(func() (string, error) {
+		h := sha256.New()
+		if _, err := b.WriteSingleFrom(h, 0); err != nil {
+			return "", fmt.Errorf("hash the bundle: %w", err)
+		}
+		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	})
 	var (
 		once        sync.Once
 		addr, token string
@@ -142,18 +149,17 @@ func (e *Engine) replicateRegistry(ctx context.Context, m0 cluster.Node, replica
 		}
 	}()
 	return e.eachHost(ctx, "registry", replicas, func(ctx context.Context, n cluster.Node) error {
-		sum := sha256.Sum256([]byte(ca))
-		err := e.stepID(ctx, n, "registry", "registry-ca", "sha256:"+hex.EncodeToString(sum[:]), func(ctx context.Context, c *Conn) (string, error) {
+		err := e.stepID(ctx, n, "registry", "registry-ca", digestOf(ca), func(ctx context.Context, c *Conn) (string, error) {
+			k, err := key()
+			if err != nil {
+				return "", stopRun(err)
+			}
 			// The key first: a ca.crt without its key would make the registry
 			// generate a CA of its own.
-			for _, f := range []struct{ name, data, mode string }{{"ca.key", key, "0600"}, {"ca.crt", ca, "0644"}} {
-				dst := shellQuote(path.Join(e.registryDir(), f.name))
-				cmd := fmt.Sprintf("umask 077 && mkdir -p %s && cat > %s.tmp && chmod %s %s.tmp && mv -f %s.tmp %s", shellQuote(e.registryDir()), dst, f.mode, dst, dst, dst)
-				if err := c.Exec(ctx, cmd, strings.NewReader(f.data), io.Discard, io.Discard, time.Minute); err != nil {
-					return "", fmt.Errorf("write the registry CA's %s: %w", f.name, err)
-				}
+			if err := e.uploadText(ctx, c, k, path.Join(e.registryDir(), "ca.key"), "0600"); err != nil {
+				return "", err
 			}
-			return "from " + m0.IP, nil
+			return "from " + m0.IP, e.uploadText(ctx, c, ca, e.registryCAPath(), "0644")
 		})
 		if err != nil {
 			return err
@@ -161,13 +167,17 @@ func (e *Engine) replicateRegistry(ctx context.Context, m0 cluster.Node, replica
 		// Step "bundle" with the bundle's id, as the first master's copy:
 		// a replica holds the same file, so it can serve in its place.
 		err = e.stepID(ctx, n, "registry", "bundle", e.bundleID(), func(ctx context.Context, c *Conn) (string, error) {
+			digest, err := single()
+			if err != nil {
+				return "", stopRun(err)
+			}
 			from, token, err := serve(ctx)
 			if err != nil {
 				return "", stopRun(fmt.Errorf("serve the bundle from %s: %w", m0.IP, err))
 			}
 			dir := e.remote("bundle", "fetch")
-			fetch := agent.FetchBlob{From: from, Digest: single, Size: b.SingleSize(), Bundle: true, Dir: dir}
-			got := path.Join(dir, "sha256", strings.TrimPrefix(single, "sha256:"))
+			fetch := agent.FetchBlob{From: from, Digest: digest, Size: b.SingleSize(), Bundle: true, Dir: dir}
+			got := path.Join(dir, "sha256", strings.TrimPrefix(digest, "sha256:"))
 			cmd := fmt.Sprintf("%s && %s && chmod 0700 %s && mv -f %s %s && rm -rf %s", readToken, agent.Line(e.stubPath(), fetch),
 				shellQuote(got), shellQuote(got), shellQuote(e.bundleCopyPath()), shellQuote(dir))
 			var errOut strings.Builder
@@ -248,12 +258,20 @@ true`, shellQuote(e.registryDir()), registryUnit, shellQuote(shell.Join("registr
 // shareRegistryCA gives the hosts the registries' CA certificate at
 // SEALPACK_REGISTRY_CA.
 func (e *Engine) shareRegistryCA(ctx context.Context, ca string, nodes []cluster.Node) error {
-	sum := sha256.Sum256([]byte(ca))
-	id := "sha256:" + hex.EncodeToString(sum[:])
 	return e.eachHost(ctx, "registry", nodes, func(ctx context.Context, n cluster.Node) error {
-		return e.stepID(ctx, n, "registry", "registry-ca", id, func(ctx context.Context, c *Conn) (string, error) {
-			cmd := fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv %s.tmp %s", shellQuote(e.registryDir()), shellQuote(e.registryCAPath()), shellQuote(e.registryCAPath()), shellQuote(e.registryCAPath()))
-			return "", c.Exec(ctx, cmd, strings.NewReader(ca), nil, nil, time.Minute)
+		return e.stepID(ctx, n, "registry", "registry-ca", digestOf(ca), func(ctx context.Context, c *Conn) (string, error) {
+			return "", e.uploadText(ctx, c, ca, e.registryCAPath(), "0644")
 		})
 	})
+}
+
+// uploadText writes a small text file on the host (upload: checked, moved
+// into place, private until its mode is set).
+func (e *Engine) uploadText(ctx context.Context, c *Conn, text, dst, mode string) error {
+	return e.upload(ctx, c, "registry", path.Base(dst), strings.NewReader(text), int64(len(text)), digestOf(text), dst, mode)
+}
+
+func digestOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -82,7 +82,7 @@ root_kubeconfig() {
     cp -p /root/.kube/config $STATE/root-kubeconfig.orig
   fi
   install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
-  # for use off the hosts (the installer fetches it: io.sealpack.kubeconfig): this master's own
+  # for use off the hosts (the installer fetches it: io.sealpack.kubeconfig.remote): this master's own
   # API server, not the hosts' local proxy
   sed "s#^\( *server: \).*#\1https://$(host_port "$SEALPACK_HOST_IP" "$API_PORT")#" /etc/kubernetes/admin.conf | write_file $STATE/admin.conf 0600 >/dev/null
 }
