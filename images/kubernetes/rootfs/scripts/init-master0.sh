@@ -37,6 +37,10 @@ apiServer:
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
+# the host's conntrack table size stays the host's (net.netfilter.nf_conntrack_max): kube-proxy
+# of v1.36 and older writes its own figure even when the host's is larger, and exits where that
+# sysctl is read-only (a host in a container)
+conntrack: {maxPerCore: 0}
 Y
     kubelet_config; } > $CFG
   # a half-done earlier attempt leaves manifests and certificates behind: start clean

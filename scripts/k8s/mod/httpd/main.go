@@ -33,15 +33,36 @@ func main() {
 		watch(ctx, os.Args[2])
 		return
 	}
+	if err := serve(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// serve answers on :8080 until SIGTERM, then finishes the requests in flight and closes idle
+// connections (a client's next request opens a new one, to a pod that still serves) instead of
+// dropping them: with the pod's preStop sleep, which lets the Service stop sending new
+// connections first, a drained pod fails no request.
+func serve() error {
 	name, _ := os.Hostname()
 	if version != "" {
 		name += " " + version
 	}
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "hello from %s\n", name) })
-	if err := http.ListenAndServe(":8080", nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	srv := &http.Server{Addr: ":8080", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", name)
+	})}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
 	}
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shut)
 }
 
 func get(url string) error {
