@@ -91,15 +91,13 @@ base-image: gen
 test-base-image-release: gen
 	SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/test-release-source.sh
 
-# Real cluster on systemd-nspawn hosts (scripts/k8s/e2e.sh), installed at OLD_K8S and upgraded to
-# the default version (both base images are built, each cached by version). Needs root,
-# systemd-nspawn, mmdebstrap and nft: without them it fails under CI=true and otherwise says why
-# and skips.
-OLD_K8S ?= v1.36.3
+# Real cluster on systemd-nspawn hosts (scripts/k8s/e2e.sh). Needs root, systemd-nspawn,
+# mmdebstrap and nft: without them it fails under CI=true and otherwise says why and skips.
+# The upgrade life alone: K8S_VERSION=v1.36.3 make base-image, then OLD_K8S=v1.36.3 e2e.sh upgrade.
 e2e-kubernetes: gen
 	@if ./scripts/k8s/e2e.sh preflight; then \
-	  $(MAKE) base-image && K8S_VERSION=$(OLD_K8S) $(MAKE) base-image && \
-	  OLD_K8S=$(OLD_K8S) SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/e2e.sh && \
+	  $(MAKE) base-image && \
+	  SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/e2e.sh && \
 	  $(MAKE) test-base-image-release; \
 	else rc=$$?; [ $$rc = 3 ] || exit $$rc; fi
 
