@@ -140,12 +140,6 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 			return err
 		}
 		if n.IP == m0.IP {
-			// A copy of another bundle (the one an upgrade replaces) must not
-			// be served at this bundle's offsets: drop it before the blob
-			// server starts, which then follows the new copy as it arrives.
-			if err := e.dropStaleBundleCopy(ctx, n); err != nil {
-				return err
-			}
 			self, ok := source{}, false
 			if shared {
 				self, ok = serve(ctx, n, agent.ServeBlobs{File: e.bundleCopyPath()})
@@ -292,20 +286,6 @@ func (e *Engine) copyBundle(ctx context.Context, n cluster.Node, sent *atomic.In
 		sent.Add(size)
 		return progress.Bytes(size) + " verified", err
 	})
-}
-
-// dropStaleBundleCopy removes the host's bundle copy when it is not this
-// bundle's (its copy step is not recorded under this bundle). An upgrade
-// has kept it as previous.run (a hard link) before; the registry serving
-// it holds it open.
-func (e *Engine) dropStaleBundleCopy(ctx context.Context, n cluster.Node) error {
-	c, err := e.conn(ctx, n)
-	if err != nil {
-		return err
-	}
-	_, err = c.Output(ctx, fmt.Sprintf(`[ "$(cat %s 2>/dev/null)" = %s ] || rm -f %s`,
-		shellQuote(e.markerPath("bundle")), shellQuote(e.bundleID()), shellQuote(e.bundleCopyPath())), time.Minute)
-	return err
 }
 
 // unpackBundle builds the first master's rootfs from its bundle copy.

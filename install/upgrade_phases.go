@@ -91,12 +91,14 @@ func (e *Engine) previousBundlePath() string { return e.remote("bundle", "previo
 
 // keepPreviousBundle keeps the installed bundle copy as previous.run
 // before the new one replaces it (a hard link: no copy), so the registry
-// can go on serving the images running pods use. Done once per target
-// bundle; a resumed run finds the link already made.
+// can go on serving the images running pods use. The old name goes: the
+// first master's blob server would otherwise serve the old file at the new
+// bundle's offsets until the new copy lands (the registry holds it open).
+// Done once per target bundle; a resumed run finds the link already made.
 func (e *Engine) keepPreviousBundle(ctx context.Context, m0 cluster.Node) error {
 	return e.stepID(ctx, m0, "distribute", "keep-bundle", e.bundleID(), func(ctx context.Context, c *Conn) (string, error) {
 		cur, prev := e.bundleCopyPath(), e.previousBundlePath()
-		script := fmt.Sprintf(`if [ "$(cat %[1]s 2>/dev/null)" != %[2]s ] && [ -f %[3]s ]; then ln -f %[3]s %[4]s.tmp && mv -f %[4]s.tmp %[4]s && echo kept; fi`,
+		script := fmt.Sprintf(`if [ "$(cat %[1]s 2>/dev/null)" != %[2]s ] && [ -f %[3]s ]; then ln -f %[3]s %[4]s.tmp && mv -f %[4]s.tmp %[4]s && rm -f %[3]s && echo kept; fi`,
 			shellQuote(e.markerPath("bundle")), shellQuote(e.bundleID()), shellQuote(cur), shellQuote(prev))
 		out, err := c.Output(ctx, script, time.Minute)
 		if strings.TrimSpace(out) == "kept" {
