@@ -397,16 +397,17 @@ func TestInstallThreeMastersTwoNodesWithSudoUser(t *testing.T) {
 		}
 	}
 	for i := 1; i <= 2; i++ {
-		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-master token=token-h1") {
-			t.Errorf("master %d did not join:\n%s", i+1, log)
+		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-master token=token-h1 cert-key=key-h1") {
+			t.Errorf("master %d did not join with the share's control-plane part:\n%s", i+1, log)
 		}
 		if owner := r.exec(i, "stat -c %U /var/lib/sealpack/rootfs"); owner != "root\n" {
 			t.Errorf("rootfs owned by %q: phases did not run as root through sudo", owner)
 		}
 	}
 	for i := 3; i <= 4; i++ {
-		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1") {
-			t.Errorf("node %d did not join:\n%s", i+1, log)
+		// a worker node gets the join token but never what joins a control plane
+		if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "join-node token=token-h1") || !strings.Contains(log, "control-plane=absent") {
+			t.Errorf("node %d did not join, or received the share's control-plane part:\n%s", i+1, log)
 		}
 	}
 	// Layers pass from host to host: at least one host got them from a peer.

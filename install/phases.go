@@ -277,21 +277,29 @@ func (e *Engine) plugins(ctx context.Context, n cluster.Node, action string) err
 	return nil
 }
 
+// controlPlaneShare is the part of the share that only masters receive:
+// what joins a control plane (kubeadm's certificate key decrypts the
+// cluster's CA keys, uploaded for two hours) never reaches a worker node,
+// which needs only its join token.
+const controlPlaneShare = "control-plane"
+
 // copyShare copies what init-master0 left in SEALPACK_SHARE to every other
-// host before it joins.
+// host before it joins: all of it to masters, all but controlPlaneShare to
+// worker nodes (a node holding an older copy of it loses it).
 func (e *Engine) copyShare(ctx context.Context, m0 cluster.Node, nodes []cluster.Node) error {
 	var (
-		mu      sync.Mutex
-		archive []byte
+		mu        sync.Mutex
+		refreshed bool
+		archives  = map[bool][]byte{} // by "for a master"
 	)
-	// fetch reads the share once, when the first host needs it. Its failure
-	// is the first master's, so it stops the run (stopRun) instead of
-	// leaving each node behind.
-	fetch := func(ctx context.Context) ([]byte, error) {
+	// fetch reads the share once per role, when the first host needs it.
+	// Its failure is the first master's, so it stops the run (stopRun)
+	// instead of leaving each node behind.
+	fetch := func(ctx context.Context, master bool) ([]byte, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if archive != nil {
-			return archive, nil
+		if a, ok := archives[master]; ok {
+			return a, nil
 		}
 		c, err := e.conn(ctx, m0)
 		if err != nil {
@@ -299,24 +307,35 @@ func (e *Engine) copyShare(ctx context.Context, m0 cluster.Node, nodes []cluster
 		}
 		// Join data expires (tokens, uploaded certificates): an image may
 		// renew it before hosts join, on every run that has hosts to join.
-		if err := e.runScript(ctx, c, "share", "scripts/"+PhaseRefreshShare+".sh", e.rootfsPath(), e.scriptEnv(m0), phaseScript(PhaseRefreshShare)); err != nil {
-			return nil, stopRun(err)
+		if !refreshed {
+			if err := e.runScript(ctx, c, "share", "scripts/"+PhaseRefreshShare+".sh", e.rootfsPath(), e.scriptEnv(m0), phaseScript(PhaseRefreshShare)); err != nil {
+				return nil, stopRun(err)
+			}
+			refreshed = true
+		}
+		exclude := ""
+		if !master {
+			exclude = " --exclude=./" + controlPlaneShare
 		}
 		var out, errOut bytes.Buffer
-		err = c.Exec(ctx, fmt.Sprintf("mkdir -p %[1]s && tar -C %[1]s -cf - .", shellQuote(e.sharePath())), nil, &out, &errOut, 5*time.Minute)
+		err = c.Exec(ctx, fmt.Sprintf("mkdir -p %[1]s && tar -C %[1]s%[2]s -cf - .", shellQuote(e.sharePath()), exclude), nil, &out, &errOut, 5*time.Minute)
 		if err != nil {
 			return nil, stopRun(fmt.Errorf("read %s on %s: %w: %s", e.sharePath(), m0.IP, err, errOut.String()))
 		}
-		archive = out.Bytes()
-		return archive, nil
+		archives[master] = out.Bytes()
+		return archives[master], nil
 	}
 	return e.eachHost(ctx, "share", nodes, func(ctx context.Context, n cluster.Node) error {
 		return e.step(ctx, n, "share", "share", func(ctx context.Context, c *Conn) (string, error) {
-			archive, err := fetch(ctx)
+			archive, err := fetch(ctx, n.IsMaster())
 			if err != nil {
 				return "", err
 			}
-			cmd := fmt.Sprintf("mkdir -p %[1]s && tar -C %[1]s -xf -", shellQuote(e.sharePath()))
+			clear := ""
+			if !n.IsMaster() {
+				clear = "rm -rf " + shellQuote(path.Join(e.sharePath(), controlPlaneShare)) + " && "
+			}
+			cmd := fmt.Sprintf("%[2]smkdir -p %[1]s && tar -C %[1]s -xf -", shellQuote(e.sharePath()), clear)
 			err = c.Exec(ctx, cmd, bytes.NewReader(archive), io.Discard, io.Discard, 5*time.Minute)
 			return fmt.Sprintf("%d bytes", len(archive)), err
 		})

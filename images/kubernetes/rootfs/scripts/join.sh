@@ -3,6 +3,10 @@
 . scripts/lib.sh
 [ -f "$SEALPACK_SHARE/k8s-join.env" ] || die "no join data in $SEALPACK_SHARE (init-master0 did not run?)"
 . "$SEALPACK_SHARE/k8s-join.env"
+if [ "$JOIN_ROLE" = master ]; then
+  [ -f "$SEALPACK_SHARE/control-plane/k8s-cert-key.env" ] || die "no certificate key in $SEALPACK_SHARE/control-plane (the engine gives it to masters only)"
+  . "$SEALPACK_SHARE/control-plane/k8s-cert-key.env"
+fi
 CFG=/etc/sealpack/k8s/kubeadm-join.yaml
 if [ -f /etc/kubernetes/kubelet.conf ] && systemctl is-active -q kubelet; then
   log "already joined"

@@ -87,8 +87,10 @@ root_kubeconfig() {
   sed "s#^\( *server: \).*#\1https://$(host_port "$SEALPACK_HOST_IP" "$API_PORT")#" /etc/kubernetes/admin.conf | write_file $STATE/admin.conf 0600 >/dev/null
 }
 host_port() { case $1 in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
-# write_join_data (the first master): a bootstrap token (24 h), the CA hash and a certificate key
-# (the control-plane certificates uploaded for 2 h) into $SEALPACK_SHARE/k8s-join.env
+# write_join_data (the first master): a bootstrap token (24 h) and the CA hash into
+# $SEALPACK_SHARE/k8s-join.env (every host), the certificate key (the control-plane certificates
+# uploaded for 2 h) into $SEALPACK_SHARE/control-plane/k8s-cert-key.env, which the engine gives only
+# to masters: with a bootstrap token, the key decrypts the cluster's CA keys
 write_join_data() {
   local join token hash key
   join=$(KUBECONFIG=/etc/kubernetes/admin.conf kubeadm token create --ttl 24h --print-join-command)
@@ -106,10 +108,12 @@ write_join_data() {
   out=$(kubeadm init phase upload-certs --upload-certs --config "$cfg" 2>&1) || die "kubeadm init phase upload-certs: $out"
   key=$(tail -1 <<<"$out")
   [ -n "$token" ] && [ -n "$hash" ] && [ -n "$key" ] || die "no join data (token '$token', hash '$hash', key '$key')"
-  mkdir -p "$SEALPACK_SHARE"
-  printf 'K8S_ENDPOINT=%s\nK8S_TOKEN=%s\nK8S_CA_HASH=%s\nK8S_CERT_KEY=%s\n' "$ENDPOINT" "$token" "$hash" "$key" \
-    > "$SEALPACK_SHARE/k8s-join.env.tmp"
-  chmod 0600 "$SEALPACK_SHARE/k8s-join.env.tmp"; mv -f "$SEALPACK_SHARE/k8s-join.env.tmp" "$SEALPACK_SHARE/k8s-join.env"
+  mkdir -p -m 0700 "$SEALPACK_SHARE" "$SEALPACK_SHARE/control-plane"
+  (umask 077
+   printf 'K8S_CERT_KEY=%s\n' "$key" > "$SEALPACK_SHARE/control-plane/k8s-cert-key.env.tmp"
+   printf 'K8S_ENDPOINT=%s\nK8S_TOKEN=%s\nK8S_CA_HASH=%s\n' "$ENDPOINT" "$token" "$hash" > "$SEALPACK_SHARE/k8s-join.env.tmp")
+  mv -f "$SEALPACK_SHARE/control-plane/k8s-cert-key.env.tmp" "$SEALPACK_SHARE/control-plane/k8s-cert-key.env"
+  mv -f "$SEALPACK_SHARE/k8s-join.env.tmp" "$SEALPACK_SHARE/k8s-join.env"
 }
 
 # write_apiservers ADDR...: the proxy's backends (HOST:PORT each), when they changed

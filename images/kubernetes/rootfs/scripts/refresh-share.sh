@@ -6,7 +6,8 @@ exec 2>&1   # one output stream: the engine reads stdout and stderr concurrently
 # uploaded control-plane certificates 2 h, so join data older than an hour is made again.
 . scripts/lib.sh
 [ -f /etc/kubernetes/admin.conf ] || die "no control plane on this host (init-master0 did not run?)"
-if [ -n "$(find "$SEALPACK_SHARE/k8s-join.env" -mmin -60 2>/dev/null)" ]; then
+# (both files: join data an older installer wrote has no control-plane part)
+if [ "$(find "$SEALPACK_SHARE/k8s-join.env" "$SEALPACK_SHARE/control-plane/k8s-cert-key.env" -mmin -60 2>/dev/null | wc -l)" = 2 ]; then
   log "join data is fresh"
   exit 0
 fi

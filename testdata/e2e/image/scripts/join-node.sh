@@ -6,4 +6,5 @@ echo started >> "$OUT/join-node-started"
 while [ -f "$OUT/hold" ]; do sleep 0.2; done
 # Tests make a node fail its join here.
 if [ -f "$OUT/fail-join" ]; then echo "join refused on $(hostname)" >&2; exit 1; fi
-record "join-node token=$(cat "$SEALPACK_SHARE/join-token") refreshed=$(cat "$SEALPACK_SHARE/refreshed")"
+cp=absent; [ ! -e "$SEALPACK_SHARE/control-plane" ] || cp=present
+record "join-node token=$(cat "$SEALPACK_SHARE/join-token") refreshed=$(cat "$SEALPACK_SHARE/refreshed") control-plane=$cp"
