@@ -93,11 +93,13 @@ test-base-image-release: gen
 
 # Real cluster on systemd-nspawn hosts (scripts/k8s/e2e.sh). Needs root, systemd-nspawn,
 # mmdebstrap and nft: without them it fails under CI=true and otherwise says why and skips.
-# The upgrade life alone: K8S_VERSION=v1.36.3 make base-image, then OLD_K8S=v1.36.3 e2e.sh upgrade.
+# The cluster's life begins at OLD_K8S and a newer installer upgrades it to the base-image version.
+# The upgrade life alone: e2e.sh upgrade.
+OLD_K8S ?= v1.36.3
 e2e-kubernetes: gen
 	@if ./scripts/k8s/e2e.sh preflight; then \
-	  $(MAKE) base-image && \
-	  SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/e2e.sh && \
+	  $(MAKE) base-image && K8S_VERSION=$(OLD_K8S) $(MAKE) base-image && \
+	  OLD_K8S=$(OLD_K8S) SEALPACK_CACHE=$(SEALPACK_CACHE) GEN=$(CURDIR)/bin/gen ./scripts/k8s/e2e.sh && \
 	  $(MAKE) test-base-image-release; \
 	else rc=$$?; [ $$rc = 3 ] || exit $$rc; fi
 
