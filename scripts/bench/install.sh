@@ -71,7 +71,8 @@ fail() {
 	mkdir -p "$dest"
 	cp "$log" "$dest/" 2>/dev/null || true
 	[ ! -d "$work/state" ] || cp -r "$work/state" "$dest/state" || true
-	cp "$work/cluster.yaml" "$work/bed/bed.env" "$dest/" 2>/dev/null || true
+	cp "$work/cluster.yaml" "$dest/" 2>/dev/null || true
+	grep -v '^PASSWORD=' "$work/bed/bed.env" >"$dest/bed.env" 2>/dev/null || true
 	echo "load $(cut -d' ' -f1-3 /proc/loadavg)" >"$dest/loadavg"
 	echo "$what:" >&2
 	tail -30 "$log" >&2
@@ -93,7 +94,7 @@ for p in $payloads; do
 	size=$(stat -c %s "$work/installer-$p.run")
 	echo
 	echo "payload $p MiB: installer $((size / 1048576)) MiB, link $rate"
-	printf '%-6s %-8s %-9s %-8s %-9s %s\n' hosts seconds "sent" "RSS MiB" "peak fds" "phases (s)"
+	printf '%-6s %-8s %-9s %-8s %-9s %-15s %s\n' hosts seconds "sent" "RSS MiB" "peak fds" "load (1/5/15)" "phases (s)"
 	for n in $hosts; do
 		answers "$n" >"$work/cluster.yaml"
 		log=$work/install-$p-$n.log
@@ -107,7 +108,8 @@ for p in $payloads; do
 		tx=$(($(cat "/sys/class/net/$bridge/statistics/tx_bytes") - tx0))
 		secs[$p-$n]=$(echo "$end - $start" | bc)
 		phases=$(sed -n 's/^\[cluster\] \(.*\) finished in \([0-9.hms]*\).*/\1=\2/p' "$log" | tr ' ' '_' | paste -sd' ')
-		printf '%-6s %-8.1f %-9s %-8s %-9s %s\n' "$n" "${secs[$p-$n]}" "$(echo "scale=3; $tx / $size" | bc)x" "$((rss / 1024))" "$fds" "$phases"
+		# The load average as the install ends: wall times at a high load say little.
+		printf '%-6s %-8.1f %-9s %-8s %-9s %-15s %s\n' "$n" "${secs[$p-$n]}" "$(echo "scale=3; $tx / $size" | bc)x" "$((rss / 1024))" "$fds" "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" "$phases"
 		# Back to clean hosts for the next run (its time is not counted).
 		"$work/installer-$p.run" reset --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" >"$log.reset" 2>&1 ||
 			fail "reset after $n hosts failed" "$log.reset"
