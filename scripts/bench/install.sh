@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# Install benchmark (issue 15): the test cluster image with a payload of random data (16 MiB and
-# ~70 MiB by default: 39 and 93 MiB installers) installed on 1, 10, 40 and 100 namespaced hosts
-# (1 master + N-1 nodes), every host's link and the installing machine's bridge limited to
-# 200 Mbit/s with tc (tbf). For each run it prints wall seconds, the time of every phase, the
-# installer's peak RSS (VmHWM) and peak open descriptors (sampled every 0.2 s), and the bytes this
-# machine sent into the bed (the bridge device's transmit counter: traffic between hosts never
-# crosses it) as a multiple of the installer; then the 40-host / 1-host ratio. Needs root.
+# Install benchmark (issue 15): the test cluster image (testdata/e2e/image) with a payload of
+# random data (16 MiB and ~70 MiB by default: 40 and 93 MiB installers) installed on 1, 10, 40
+# and 100 namespaced hosts (1 master + N-1 nodes), every host's link and the installing
+# machine's bridge limited to 200 Mbit/s with tc (tbf). For each run it prints wall seconds, the
+# time of every phase, the installer's peak RSS (VmHWM) and peak open descriptors (sampled every
+# 0.2 s), and the bytes this machine sent into the bed (the bridge device's transmit counter:
+# traffic between hosts never crosses it) as a multiple of the installer; then the 40-host /
+# 1-host ratio. Needs root. A failed run's logs are kept (BENCH_KEEP).
 #
 # Usage: scripts/bench/install.sh
 #   BENCH_PAYLOADS="16 70"   payload sizes in MiB
 #   BENCH_HOSTS="1 10 40 100" host counts (one bed of the largest is built, and reset between runs)
 #   BENCH_RATE=200mbit       tc rate, "none" for unlimited
+#   BENCH_KEEP=/var/tmp/sealpack-bench-logs   where a failed run's logs are kept (the work
+#                            directory, with the bed, goes when the script exits)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 payloads=${BENCH_PAYLOADS:-16 70}
 hosts=${BENCH_HOSTS:-1 10 40 100}
 rate=${BENCH_RATE:-200mbit}
+keep=${BENCH_KEEP:-/var/tmp/sealpack-bench-logs}
 work=$(mktemp -d /var/tmp/sealpack-bench-install.XXXXXX)
 bed=benchinst$$
 trap 'scripts/testbed/testbed.sh down $bed >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# Any other failure says where it happened instead of ending the run silently.
+trap 'echo "install.sh: line $LINENO: exit status $? (load $(cut -d" " -f1-3 /proc/loadavg))" >&2' ERR
 
 make -s gen >/dev/null
 max=0
@@ -41,12 +47,15 @@ answers() { # n
 	printf '  ssh:\n    user: root\n    pk: %s\n' "$work/bed/client_key"
 }
 
-# sample PID: prints "peak_rss_kib peak_fds" once PID has exited.
+# sample PID: prints "peak_rss_kib peak_fds" once PID has exited. PID may exit (and be reaped by
+# this shell) between kill -0 and the reads below: then ls fails, and under pipefail and set -e
+# (inherited by the process substitution) that used to end this subshell without a line, so
+# the main shell's read failed and the whole benchmark exited 1 without a word.
 sample() {
 	local pid=$1 rss=0 fds=0 r f
 	while kill -0 "$pid" 2>/dev/null; do
 		r=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null || true)
-		f=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
+		f=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l) || f=0
 		[ -n "$r" ] && [ "$r" -gt "$rss" ] && rss=$r
 		[ "$f" -gt "$fds" ] && fds=$f
 		sleep 0.2
@@ -54,18 +63,38 @@ sample() {
 	echo "$rss $fds"
 }
 
+# fail WHAT LOG: the run stops; the log, the installer's own logs (state directory) and the
+# bed's description are copied to $keep before the work directory goes.
+fail() {
+	local what=$1 log=$2 dest
+	dest=$keep/$(date -u +%Y%m%dT%H%M%SZ)-$$
+	mkdir -p "$dest"
+	cp "$log" "$dest/" 2>/dev/null || true
+	[ ! -d "$work/state" ] || cp -r "$work/state" "$dest/state" || true
+	cp "$work/cluster.yaml" "$dest/" 2>/dev/null || true
+	grep -v '^PASSWORD=' "$work/bed/bed.env" >"$dest/bed.env" 2>/dev/null || true
+	echo "load $(cut -d' ' -f1-3 /proc/loadavg)" >"$dest/loadavg"
+	echo "$what:" >&2
+	tail -30 "$log" >&2
+	echo "logs kept in $dest" >&2
+	exit 1
+}
+
 declare -A secs
 for p in $payloads; do
 	ctx=$work/ctx-$p
+	# The test image itself (its Kubefile sets the ENV its phase scripts need: a Kubefile of our
+	# own here fell behind it once, and every install stopped at init-master0), plus the payload.
+	mkdir -p "$ctx"
+	cp -r testdata/e2e/image/. "$ctx/"
 	mkdir -p "$ctx/data"
-	cp -r testdata/e2e/image/scripts testdata/e2e/image/etc "$ctx/"
 	head -c "${p}M" /dev/urandom >"$ctx/data/random.bin"
-	printf 'FROM scratch\nENV TEST_IMAGE_ENV=bench\nCOPY scripts /scripts\nCOPY etc /etc\nCOPY data /data\n' >"$ctx/Kubefile"
+	printf 'COPY data /data\n' >>"$ctx/Kubefile"
 	./bin/gen -f "$ctx/Kubefile" -o "$work/installer-$p.run" >/dev/null
 	size=$(stat -c %s "$work/installer-$p.run")
 	echo
 	echo "payload $p MiB: installer $((size / 1048576)) MiB, link $rate"
-	printf '%-6s %-8s %-9s %-8s %-9s %s\n' hosts seconds "sent" "RSS MiB" "peak fds" "phases (s)"
+	printf '%-6s %-8s %-9s %-8s %-9s %-15s %s\n' hosts seconds "sent" "RSS MiB" "peak fds" "load (1/5/15)" "phases (s)"
 	for n in $hosts; do
 		answers "$n" >"$work/cluster.yaml"
 		log=$work/install-$p-$n.log
@@ -74,15 +103,16 @@ for p in $payloads; do
 		"$work/installer-$p.run" install --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" >"$log" 2>&1 &
 		pid=$!
 		read -r rss fds < <(sample "$pid")
-		wait "$pid" || { echo "install on $n hosts failed:" >&2; tail -30 "$log" >&2; exit 1; }
+		wait "$pid" || fail "install on $n hosts failed" "$log"
 		end=$(date +%s.%N)
 		tx=$(($(cat "/sys/class/net/$bridge/statistics/tx_bytes") - tx0))
 		secs[$p-$n]=$(echo "$end - $start" | bc)
 		phases=$(sed -n 's/^\[cluster\] \(.*\) finished in \([0-9.hms]*\).*/\1=\2/p' "$log" | tr ' ' '_' | paste -sd' ')
-		printf '%-6s %-8.1f %-9s %-8s %-9s %s\n' "$n" "${secs[$p-$n]}" "$(echo "scale=3; $tx / $size" | bc)x" "$((rss / 1024))" "$fds" "$phases"
+		# The load average as the install ends: wall times at a high load say little.
+		printf '%-6s %-8.1f %-9s %-8s %-9s %-15s %s\n' "$n" "${secs[$p-$n]}" "$(echo "scale=3; $tx / $size" | bc)x" "$((rss / 1024))" "$fds" "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" "$phases"
 		# Back to clean hosts for the next run (its time is not counted).
 		"$work/installer-$p.run" reset --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" >"$log.reset" 2>&1 ||
-			{ echo "reset after $n hosts failed:" >&2; tail -20 "$log.reset" >&2; exit 1; }
+			fail "reset after $n hosts failed" "$log.reset"
 		rm -rf "$work/state"
 	done
 	if [ -n "${secs[$p-1]:-}" ] && [ -n "${secs[$p-40]:-}" ]; then
