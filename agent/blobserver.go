@@ -193,9 +193,26 @@ func (r *followReader) Read(p []byte) (int, error) {
 func (r *followReader) Close() error { return r.f.Close() }
 
 func (c FetchBlob) run(ctx context.Context, _ *Env) error {
-	url := fmt.Sprintf("http://%s/blobs/%s?size=%d", c.From, c.Digest, c.Size)
+	for _, b := range c.Blobs {
+		if err := c.fetch(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetch stores one blob, unless a verified copy is already there.
+func (c FetchBlob) fetch(ctx context.Context, b BlobRef) error {
+	dst, err := blobPath(c.Dir, b.Digest)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(dst); err == nil && fi.Size() == b.Size {
+		return nil
+	}
+	url := fmt.Sprintf("http://%s/blobs/%s?size=%d", c.From, b.Digest, b.Size)
 	if c.Bundle {
-		url = fmt.Sprintf("http://%s/range/%d/%d", c.From, c.Offset, c.Size)
+		url = fmt.Sprintf("http://%s/range/%d/%d", c.From, b.Offset, b.Size)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -204,13 +221,13 @@ func (c FetchBlob) run(ctx context.Context, _ *Env) error {
 	req.Header.Set("Authorization", "Bearer "+os.Getenv(TokenEnv))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("fetch %s from %s: %w", c.Digest, c.From, err)
+		return fmt.Errorf("fetch %s from %s: %w", b.Digest, c.From, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s from %s: %s", c.Digest, c.From, resp.Status)
+		return fmt.Errorf("fetch %s from %s: %s", b.Digest, c.From, resp.Status)
 	}
-	return storeBlob(ctx, resp.Body, c.Dir, c.Digest)
+	return storeBlob(ctx, resp.Body, c.Dir, b.Digest)
 }
 
 // storeBlob writes r as blob digest under dir, only if it hashes to digest:

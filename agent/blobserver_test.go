@@ -37,11 +37,16 @@ func startBlobServer(t *testing.T, args ...string) string {
 	return ""
 }
 
-func fetch(t *testing.T, from, digest string, size int64, dir string, extra ...string) (int, string) {
+// fetch runs fetch-blob for one blob; with a bundle offset (offset >= 0)
+// from the host's bundle file.
+func fetch(t *testing.T, from, digest string, size int64, dir string, offset int64) (int, string) {
 	var errOut bytes.Buffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut}
-	args := append([]string{"fetch-blob", "--from", from, "--digest", digest, "--size", itoa(size), "--dir", dir}, extra...)
-	return Main(context.Background(), env, args), errOut.String()
+	args := []string{"fetch-blob", "--from", from, "--blob", digest + "," + itoa(size) + "," + itoa(max(offset, 0)), "--dir", dir}
+	if offset >= 0 {
+		args = append(args, "--bundle")
+	}
+	return Main(t.Context(), env, args), errOut.String()
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -71,7 +76,7 @@ func TestBlobsForwardWhileArriving(t *testing.T) {
 	}()
 	stored := make(chan error, 1)
 	go func() { stored <- storeBlob(context.Background(), pr, upstream, digest) }()
-	if code, errOut := fetch(t, addr, digest, int64(len(data)), downstream); code != 0 {
+	if code, errOut := fetch(t, addr, digest, int64(len(data)), downstream, -1); code != 0 {
 		t.Fatalf("fetch while arriving: exit %d: %s", code, errOut)
 	}
 	if err := <-stored; err != nil {
@@ -84,7 +89,7 @@ func TestBlobsForwardWhileArriving(t *testing.T) {
 
 	// A wrong token is refused; a missing blob is a failure, not an empty file.
 	t.Setenv(TokenEnv, "wrong")
-	if code, errOut := fetch(t, addr, digest, int64(len(data)), t.TempDir()); code == 0 || !strings.Contains(errOut, "401") {
+	if code, errOut := fetch(t, addr, digest, int64(len(data)), t.TempDir(), -1); code == 0 || !strings.Contains(errOut, "401") {
 		t.Errorf("wrong token: exit %d, %q", code, errOut)
 	}
 }
@@ -101,7 +106,7 @@ func TestBlobFetchFailsWhenUpstreamAbandons(t *testing.T) {
 		pw.CloseWithError(io.ErrUnexpectedEOF) // the upstream's own link died
 	}()
 	go storeBlob(context.Background(), pr, upstream, digest)
-	code, errOut := fetch(t, addr, digest, int64(len(data)), downstream)
+	code, errOut := fetch(t, addr, digest, int64(len(data)), downstream, -1)
 	if code == 0 {
 		t.Fatal("fetch from an abandoned upstream succeeded")
 	}
@@ -118,13 +123,49 @@ func TestBlobRangeOfBundle(t *testing.T) {
 	addr := startBlobServer(t, "--file", file)
 	layer := []byte("LAYERBYTES")
 	out := t.TempDir()
-	if code, errOut := fetch(t, addr, digestOf(layer), int64(len(layer)), out, "--offset", "7"); code != 0 {
+	if code, errOut := fetch(t, addr, digestOf(layer), int64(len(layer)), out, 7); code != 0 {
 		t.Fatalf("range fetch: %s", errOut)
 	}
 	// A range that does not hash to the digest is never stored.
-	if code, _ := fetch(t, addr, digestOf(layer), int64(len(layer)), t.TempDir(), "--offset", "8"); code == 0 {
+	if code, _ := fetch(t, addr, digestOf(layer), int64(len(layer)), t.TempDir(), 8); code == 0 {
 		t.Error("a range with the wrong bytes was stored")
 	}
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// One fetch-blob takes a host's whole list, in order, and keeps the blobs
+// already there (a re-run after a cut link fetches only what is missing).
+func TestFetchManyBlobs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "installer.run")
+	content := []byte("stub|first|second blob|third|index")
+	os.WriteFile(file, content, 0o644)
+	addr := startBlobServer(t, "--file", file)
+	ref := func(s string) string {
+		return digestOf([]byte(s)) + "," + itoa(int64(len(s))) + "," + itoa(int64(bytes.Index(content, []byte(s))))
+	}
+	out := t.TempDir()
+	have, _ := blobPath(out, digestOf([]byte("first")))
+	os.MkdirAll(filepath.Dir(have), 0o755)
+	os.WriteFile(have, []byte("first"), 0o644)
+	before, _ := os.Stat(have)
+	var errOut bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut}
+	args := []string{"fetch-blob", "--from", addr, "--bundle", "--dir", out}
+	for _, s := range []string{"first", "second blob", "third"} {
+		args = append(args, "--blob", ref(s))
+	}
+	if code := Main(t.Context(), env, args); code != 0 {
+		t.Fatalf("fetch-blob: exit %d: %s", code, errOut.String())
+	}
+	for _, s := range []string{"first", "second blob", "third"} {
+		p, _ := blobPath(out, digestOf([]byte(s)))
+		if b, err := os.ReadFile(p); err != nil || string(b) != s {
+			t.Errorf("blob %q: %q, %v", s, b, err)
+		}
+	}
+	if after, err := os.Stat(have); err != nil || !os.SameFile(before, after) {
+		t.Error("a blob already there was fetched again")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -44,17 +45,42 @@ type ReceiveBlob struct {
 	Dir    string
 }
 
-// FetchBlob fetches blob Digest (Size bytes) from a host running
-// serve-blobs at From and stores it under Dir if it matches. With Bundle
-// set it asks for bytes [Offset, Offset+Size) of that host's bundle file
-// instead of the blob by digest.
+// FetchBlob fetches Blobs, in order, from a host running serve-blobs at
+// From and stores each under Dir if it matches its digest (one already
+// there is kept). With Bundle set that host serves a bundle file: each blob
+// is the range [Offset, Offset+Size) of it, not a blob by digest.
 type FetchBlob struct {
 	From   string
+	Bundle bool
+	Blobs  []BlobRef
+	Dir    string
+}
+
+// BlobRef is one blob FetchBlob asks for.
+type BlobRef struct {
 	Digest string
 	Size   int64
-	Bundle bool
-	Offset int64
-	Dir    string
+	Offset int64 // in the source's bundle file (FetchBlob.Bundle)
+}
+
+func (b BlobRef) String() string {
+	return b.Digest + "," + strconv.FormatInt(b.Size, 10) + "," + strconv.FormatInt(b.Offset, 10)
+}
+
+func parseBlobRef(s string) (BlobRef, error) {
+	f := strings.Split(s, ",")
+	if len(f) != 3 {
+		return BlobRef{}, fmt.Errorf("blob %q: want DIGEST,SIZE,OFFSET", s)
+	}
+	size, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || size < 0 {
+		return BlobRef{}, fmt.Errorf("blob %q: bad size", s)
+	}
+	off, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil || off < 0 {
+		return BlobRef{}, fmt.Errorf("blob %q: bad offset", s)
+	}
+	return BlobRef{Digest: f[0], Size: size, Offset: off}, nil
 }
 
 // ServeBlobs serves the blobs of Dir, or ranges of the bundle File, to the
@@ -121,9 +147,12 @@ func (c ReceiveBlob) Args() []string {
 
 // Args renders the command for Parse.
 func (c FetchBlob) Args() []string {
-	a := []string{"fetch-blob", "--from=" + c.From, "--digest=" + c.Digest, "--size=" + strconv.FormatInt(c.Size, 10)}
+	a := []string{"fetch-blob", "--from=" + c.From}
 	if c.Bundle {
-		a = append(a, "--offset="+strconv.FormatInt(c.Offset, 10))
+		a = append(a, "--bundle")
+	}
+	for _, b := range c.Blobs {
+		a = append(a, "--blob="+b.String())
 	}
 	return append(a, "--dir="+c.Dir)
 }
@@ -166,23 +195,32 @@ func Parse(args []string, stderr io.Writer) (Command, error) {
 	fs := pflag.NewFlagSet("agent "+args[0], pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var synopsis, summary string
-	var result func() Command
+	var result func() (Command, error)
 	switch args[0] {
 	case "receive-blob":
 		var c ReceiveBlob
 		synopsis, summary = "--digest D --dir DIR", "Store standard input as blob D under DIR if it matches D."
 		fs.StringVar(&c.Digest, "digest", "", "expected digest")
 		fs.StringVar(&c.Dir, "dir", "", "blob directory")
-		result = func() Command { return c }
+		result = func() (Command, error) { return c, nil }
 	case "fetch-blob":
 		var c FetchBlob
-		synopsis, summary = "--from IP:PORT --digest D --size N [--offset OFF] --dir DIR", "Fetch a blob from another host and store it if it matches D."
+		var blobs []string
+		synopsis, summary = "--from IP:PORT [--bundle] --blob DIGEST,SIZE,OFFSET... --dir DIR", "Fetch blobs from another host and store each if it matches its digest."
 		fs.StringVar(&c.From, "from", "", "address of a host running serve-blobs")
-		fs.StringVar(&c.Digest, "digest", "", "expected digest")
-		fs.Int64Var(&c.Size, "size", 0, "the blob's size")
-		fs.Int64Var(&c.Offset, "offset", 0, "fetch the blob from this offset of the host's bundle file instead of its blob directory")
+		fs.BoolVar(&c.Bundle, "bundle", false, "the host serves a bundle file: fetch each blob from its offset in it")
+		fs.StringArrayVar(&blobs, "blob", nil, "a blob: its digest, size and offset in the bundle (repeated, fetched in order)")
 		fs.StringVar(&c.Dir, "dir", "", "blob directory")
-		result = func() Command { c.Bundle = fs.Changed("offset"); return c }
+		result = func() (Command, error) {
+			for _, s := range blobs {
+				b, err := parseBlobRef(s)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", fs.Name(), err)
+				}
+				c.Blobs = append(c.Blobs, b)
+			}
+			return c, nil
+		}
 	case "serve-blobs":
 		var c ServeBlobs
 		synopsis, summary = "--addr IP:PORT (--dir DIR | --file FILE)", "Serve blobs to other hosts of the install, also while they arrive."
@@ -191,7 +229,7 @@ func Parse(args []string, stderr io.Writer) (Command, error) {
 		fs.StringVar(&c.File, "file", "", "a bundle file: serve /range/OFFSET/LENGTH of it")
 		fs.StringVar(&c.AddrFile, "addr-file", "", "write the address listened on to this file")
 		fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, fmt.Sprintf("exit after this long without a request (0: %v)", defaultIdleTimeout))
-		result = func() Command { return c }
+		result = func() (Command, error) { return c, nil }
 	case "unpack":
 		var c Unpack
 		synopsis, summary = "--to DIR (--bundle FILE | --blobs DIR --layer D...)", "Unpack layers into DIR atomically."
@@ -199,7 +237,7 @@ func Parse(args []string, stderr io.Writer) (Command, error) {
 		fs.StringVar(&c.Bundle, "bundle", "", "take the layers from this bundle file")
 		fs.StringVar(&c.Blobs, "blobs", "", "take the layers from this blob directory")
 		fs.StringArrayVar(&c.Layers, "layer", nil, "layer digest, in order (with --blobs)")
-		result = func() Command { return c }
+		result = func() (Command, error) { return c, nil }
 	case "api-proxy":
 		var c APIProxy
 		synopsis, summary = "--listen IP:PORT (--backend HOST:PORT... | --backends-file FILE)", "Forward connections to whichever API server answers: the HA endpoint of a host."
@@ -208,7 +246,7 @@ func Parse(args []string, stderr io.Writer) (Command, error) {
 		fs.StringVar(&c.BackendsFile, "backends-file", "", "a file of host:port lines, read again while running; wins over --backend once it exists")
 		fs.DurationVar(&c.Interval, "interval", 0, "time between health checks (0: 2s)")
 		fs.StringVar(&c.HealthPath, "health-path", "", "check backends with an HTTPS GET of this path (e.g. /readyz), healthy on 200; empty: a TCP connect")
-		result = func() Command { return c }
+		result = func() (Command, error) { return c, nil }
 	default:
 		return nil, fmt.Errorf("unknown command %q", args[0])
 	}
@@ -221,5 +259,5 @@ func Parse(args []string, stderr io.Writer) (Command, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("%s: unexpected arguments: %v", fs.Name(), fs.Args())
 	}
-	return result(), nil
+	return result()
 }

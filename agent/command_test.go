@@ -18,9 +18,9 @@ func TestCommandLinesRoundTrip(t *testing.T) {
 	odd := "/var/lib/data root/it's \"here\" $HOME `id` \\ -x"
 	cases := []Command{
 		ReceiveBlob{Digest: digest, Dir: odd},
-		FetchBlob{From: "10.0.0.2:4000", Digest: digest, Size: 123456789, Dir: odd},
-		FetchBlob{From: "[fd00::2]:4000", Digest: digest, Size: 7, Bundle: true, Offset: 0, Dir: "-dir"},
-		FetchBlob{From: "10.0.0.2:4000", Digest: digest, Size: 7, Bundle: true, Offset: 1 << 40, Dir: odd},
+		FetchBlob{From: "10.0.0.2:4000", Blobs: []BlobRef{{Digest: digest, Size: 123456789}}, Dir: odd},
+		FetchBlob{From: "[fd00::2]:4000", Bundle: true, Blobs: []BlobRef{{Digest: digest, Size: 7}}, Dir: "-dir"},
+		FetchBlob{From: "10.0.0.2:4000", Bundle: true, Blobs: []BlobRef{{Digest: digest, Size: 7, Offset: 1 << 40}, {Digest: digest, Size: 0, Offset: 3}}, Dir: odd},
 		ServeBlobs{Addr: "10.0.0.1:0", Dir: odd, AddrFile: odd + ".addr", IdleTimeout: 10 * time.Minute},
 		ServeBlobs{Addr: "[fd00::1]:0", File: odd},
 		Unpack{To: odd, Bundle: odd + ".run"},
@@ -64,7 +64,10 @@ func TestParseRefuses(t *testing.T) {
 		{[]string{"rm-rf"}, `unknown command "rm-rf"`},
 		{[]string{"unpack", "--to=/x", "extra"}, "unexpected arguments"},
 		{[]string{"receive-blob", "--nope=1"}, "unknown flag"},
-		{[]string{"fetch-blob", "--size=big"}, "invalid argument"},
+		{[]string{"fetch-blob", "--size=big"}, "unknown flag"},
+		{[]string{"fetch-blob", "--blob=sha256:ab,big,0"}, `blob "sha256:ab,big,0": bad size`},
+		{[]string{"fetch-blob", "--blob=sha256:ab,1"}, "want DIGEST,SIZE,OFFSET"},
+		{[]string{"fetch-blob", "--blob=sha256:ab,1,-4"}, "bad offset"},
 	}
 	for _, tc := range cases {
 		if _, err := Parse(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -112,6 +112,18 @@ type Image struct {
 	Size       int64  `json:"size"` // manifest plus all blobs it references, for display
 }
 
+// ImageBlobs are the blobs of the container images (manifests, configs,
+// layers): every blob but the rootfs layers and the agent.
+func (idx *Index) ImageBlobs() []Blob {
+	var out []Blob
+	for _, b := range idx.Blobs {
+		if b.MediaType != MediaTypeRootfsLayer && b.MediaType != MediaTypeAgent {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
 func decodeIndex(b []byte) (*Index, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/sealpack/sealpack/agent"
 	"github.com/sealpack/sealpack/bundle"
@@ -159,6 +164,9 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 		if err := e.distributeLayers(ctx, n, &sent, sources, token, serve); err != nil {
 			return err
 		}
+		if err := e.imageLayout(ctx, n); err != nil {
+			return err
+		}
 		return e.unpackLayers(ctx, n)
 	}
 	// The first master feeds everyone: it runs outside the bound on
@@ -296,12 +304,16 @@ func (e *Engine) unpackBundle(ctx context.Context, n cluster.Node) error {
 	})
 }
 
-// distributeLayers gets the layer blobs a host lacks from a free source,
-// each verified on arrival. Before receiving, the host starts its own blob
-// server and offers itself as a source, forwarding what arrives.
+// distributeLayers gives a host the blobs it lacks (hostBlobs): from a free
+// source, a host that has them or is receiving them, in one command (a
+// chain: every host asks for the same blobs in the same order), or from
+// this machine when there is no such host or it fails (then only what did
+// not arrive). Each blob is verified on arrival. Before receiving, the host
+// starts its own blob server and offers itself as a source, forwarding
+// what arrives.
 func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *atomic.Int64, sources chan source, token string, serve func(context.Context, cluster.Node, agent.ServeBlobs) (source, bool)) error {
 	b := e.opts.Bundle
-	return e.stepID(ctx, n, "distribute", "layers", e.rootfsID(), func(ctx context.Context, c *Conn) (string, error) {
+	return e.stepID(ctx, n, "distribute", "layers", e.hostBlobsID(), func(ctx context.Context, c *Conn) (string, error) {
 		// The host's program goes beside its blobs (a hard link), so that
 		// its blob server hands it on to hosts that do not have it yet.
 		link := ""
@@ -309,23 +321,27 @@ func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *ato
 			prog := e.blobDir() + "/sha256/" + strings.TrimPrefix(b.Index.Agent, "sha256:")
 			link = fmt.Sprintf(" && { [ -e %[1]s ] || ln -f %[2]s %[1]s; }", shellQuote(prog), shellQuote(e.stubPath()))
 		}
-		have, err := c.Output(ctx, fmt.Sprintf("mkdir -p %[1]s%[2]s && ls %[1]s", shellQuote(e.blobDir()+"/sha256"), link), time.Minute)
-		if err != nil {
-			return "", err
-		}
-		present := map[string]bool{}
-		for _, h := range strings.Fields(have) {
-			present["sha256:"+h] = true
-		}
-		var need []bundle.Layer
-		for _, l := range b.Index.Layers {
-			if !present[l.Digest] {
-				present[l.Digest] = true
-				need = append(need, l)
+		missing := func(link string) ([]bundle.Blob, error) {
+			have, err := c.Output(ctx, fmt.Sprintf("mkdir -p %[1]s%[2]s && ls %[1]s", shellQuote(e.blobDir()+"/sha256"), link), time.Minute)
+			if err != nil {
+				return nil, err
 			}
+			present := map[string]bool{}
+			for _, h := range strings.Fields(have) {
+				present["sha256:"+h] = true
+			}
+			var need []bundle.Blob
+			for _, bl := range e.hostBlobs() {
+				if !present[bl.Digest] {
+					present[bl.Digest] = true
+					need = append(need, bl)
+				}
+			}
+			return need, nil
 		}
-		if len(need) == 0 {
-			return "all layers present", nil
+		need, err := missing(link)
+		if err != nil || len(need) == 0 {
+			return "all blobs present", err
 		}
 		var src source
 		select {
@@ -340,34 +356,83 @@ func (e *Engine) distributeLayers(ctx context.Context, n cluster.Node, sent *ato
 		if self, ok := serve(ctx, n, agent.ServeBlobs{Dir: e.blobDir()}); ok {
 			sources <- self
 		}
+		var total int64
+		layers := 0
+		for _, bl := range need {
+			total += bl.Size
+			if bl.MediaType == bundle.MediaTypeRootfsLayer {
+				layers++
+			}
+		}
+		what := fmt.Sprintf("%d layers and %d image blobs", layers, len(need)-layers)
+		if src.addr != "" {
+			err := e.fetchBlobs(ctx, c, src, need, token)
+			if err == nil {
+				return fmt.Sprintf("%s, %s from %s", what, progress.Bytes(total), src.host.IP), nil
+			}
+			if ctx.Err() != nil {
+				return "", err
+			}
+			e.emit(Event{Kind: Info, Host: n.IP, Phase: "distribute", Message: fmt.Sprintf("blobs from %s failed (%v): sending what did not arrive from this machine", src.host.IP, err)})
+			if need, err = missing(""); err != nil {
+				return "", err
+			}
+		}
 		var bytes int64
-		for _, l := range need {
-			sr, bl, err := b.Blob(l.Digest)
+		for _, bl := range need {
+			sr, bl, err := b.Blob(bl.Digest)
 			if err != nil {
 				return "", err
 			}
-			if err := e.sendLayer(ctx, c, src, l, bl, sr, token); err != nil {
-				if src.addr == "" || ctx.Err() != nil {
-					return "", err
-				}
-				e.emit(Event{Kind: Info, Host: n.IP, Phase: "distribute", Message: fmt.Sprintf("layers from %s failed (%v): sending from this machine", src.host.IP, err)})
-				if err := e.sendLayer(ctx, c, source{}, l, bl, sr, token); err != nil {
-					return "", err
-				}
-				sent.Add(bl.Size)
-				continue
+			if err := e.receiveBlob(ctx, c, bl, sr); err != nil {
+				return "", err
 			}
-			if src.addr == "" {
-				sent.Add(bl.Size)
-			}
+			sent.Add(bl.Size)
 			bytes += bl.Size
 		}
-		from := "this machine"
-		if src.addr != "" {
-			from = src.host.IP
-		}
-		return fmt.Sprintf("%d layers, %s from %s", len(need), progress.Bytes(bytes), from), nil
+		return fmt.Sprintf("%s, %s from this machine", what, progress.Bytes(bytes)), nil
 	})
+}
+
+// hostBlobs is what every host but the lead keeps in its blob directory:
+// the rootfs layers, then the blobs of the bundle's container images, which
+// its image's scripts load into the container runtime (SEALPACK_IMAGES) so
+// that nodes do not pull them from the masters' registries: 200 nodes
+// pulling 50 MB each would be 10 GB through the masters' links, while the
+// fan-out carries them from host to host.
+func (e *Engine) hostBlobs() []bundle.Blob {
+	idx := e.opts.Bundle.Index
+	var out []bundle.Blob
+	for _, l := range idx.Layers {
+		if _, bl, err := e.opts.Bundle.Blob(l.Digest); err == nil {
+			out = append(out, bl)
+		}
+	}
+	return append(out, idx.ImageBlobs()...)
+}
+
+// hostBlobsID names hostBlobs: the digest of its ordered list.
+func (e *Engine) hostBlobsID() string {
+	h := sha256.New()
+	for _, bl := range e.hostBlobs() {
+		io.WriteString(h, bl.Digest+"\n")
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// fetchBlobs has the host fetch blobs from src's blob server, in order, in
+// one command.
+func (e *Engine) fetchBlobs(ctx context.Context, c *Conn, src source, blobs []bundle.Blob, token string) error {
+	fetch := agent.FetchBlob{From: src.addr, Bundle: src.bundle, Dir: e.blobDir()}
+	for _, bl := range blobs {
+		fetch.Blobs = append(fetch.Blobs, agent.BlobRef{Digest: bl.Digest, Size: bl.Size, Offset: bl.Offset})
+	}
+	var errOut strings.Builder
+	err := c.Exec(ctx, readToken+" && exec "+agent.Line(e.stubPath(), fetch), strings.NewReader(token+"\n"), io.Discard, &errOut, uploadTimeout)
+	if ce, ok := err.(*CommandError); ok {
+		ce.Stderr, ce.Cmd = strings.TrimSpace(errOut.String()), fmt.Sprintf("fetch %d blobs from %s", len(blobs), src.host.IP)
+	}
+	return err
 }
 
 // fetchScript fetches a blob from another host's blob server with bash's
@@ -420,24 +485,17 @@ func (e *Engine) fetchProgram(ctx context.Context, c *Conn, src source, digest s
 	return err
 }
 
-// sendLayer moves one layer blob to the host: streamed from this machine
-// over SSH, or fetched by the host from another host's blob server.
-func (e *Engine) sendLayer(ctx context.Context, c *Conn, src source, l bundle.Layer, bl bundle.Blob, sr *io.SectionReader, token string) error {
+// receiveBlob sends a blob from this machine; the host stores it if it
+// matches its digest.
+func (e *Engine) receiveBlob(ctx context.Context, c *Conn, bl bundle.Blob, sr *io.SectionReader) error {
+	cmd := agent.Line(e.stubPath(), agent.ReceiveBlob{Digest: bl.Digest, Dir: e.blobDir()})
+	pr := &progressReader{r: io.NewSectionReader(sr, 0, bl.Size), total: bl.Size, emit: func(done, total int64) {
+		e.emit(Event{Kind: Progress, Host: c.Node.IP, Phase: "distribute", Step: "layers", Bytes: done, Total: total})
+	}}
 	var errOut strings.Builder
-	var err error
-	if src.addr == "" {
-		cmd := agent.Line(e.stubPath(), agent.ReceiveBlob{Digest: l.Digest, Dir: e.blobDir()})
-		pr := &progressReader{r: io.NewSectionReader(sr, 0, bl.Size), total: bl.Size, emit: func(done, total int64) {
-			e.emit(Event{Kind: Progress, Host: c.Node.IP, Phase: "distribute", Step: "layers", Bytes: done, Total: total})
-		}}
-		err = c.Exec(ctx, cmd, pr, io.Discard, &errOut, uploadTimeout)
-	} else {
-		fetch := agent.FetchBlob{From: src.addr, Digest: l.Digest, Size: bl.Size, Bundle: src.bundle, Offset: bl.Offset, Dir: e.blobDir()}
-		cmd := readToken + " && exec " + agent.Line(e.stubPath(), fetch)
-		err = c.Exec(ctx, cmd, strings.NewReader(token+"\n"), io.Discard, &errOut, uploadTimeout)
-	}
+	err := c.Exec(ctx, cmd, pr, io.Discard, &errOut, uploadTimeout)
 	if ce, ok := err.(*CommandError); ok {
-		ce.Stderr, ce.Cmd = strings.TrimSpace(errOut.String()), "receive layer "+l.Digest
+		ce.Stderr, ce.Cmd = strings.TrimSpace(errOut.String()), "receive blob "+bl.Digest
 	}
 	return err
 }
@@ -466,4 +524,58 @@ func (e *Engine) rootfsID() string {
 		fmt.Fprintln(h, l.Digest)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// imagesPath is the OCI image layout of the bundle's container images on
+// every host but the first master (which serves them from its bundle).
+func (e *Engine) imagesPath() string { return e.remote("images") }
+
+// imageLayout makes the host's OCI image layout of the bundle's container
+// images (imagesPath, SEALPACK_IMAGES to scripts) from the blobs it holds:
+// blobs/ hard links to exactly the images' blobs, index.json names each
+// image (io.containerd.image.name) so `ctr images import` keeps its name.
+// It is built beside, then moved into place.
+func (e *Engine) imageLayout(ctx context.Context, n cluster.Node) error {
+	index, blobs, err := e.imageIndex()
+	if err != nil || len(blobs) == 0 {
+		return err
+	}
+	return e.stepID(ctx, n, "distribute", "images", digestOf(string(index)), func(ctx context.Context, c *Conn) (string, error) {
+		var list strings.Builder
+		for _, bl := range blobs {
+			list.WriteString(strings.TrimPrefix(bl.Digest, "sha256:") + "\n")
+		}
+		script := fmt.Sprintf(`set -e
+L=%[1]s; B=%[2]s
+rm -rf "$L.new"; mkdir -p "$L.new/blobs/sha256"
+while read -r h; do ln -f "$B/$h" "$L.new/blobs/sha256/$h"; done
+printf '%%s' %[3]s > "$L.new/%[4]s"
+printf '%%s' %[5]s > "$L.new/index.json"
+rm -rf "$L"; mv "$L.new" "$L"`, shellQuote(e.imagesPath()), shellQuote(e.blobDir()+"/sha256"),
+			shellQuote(`{"imageLayoutVersion":"`+ocispec.ImageLayoutVersion+`"}`), ocispec.ImageLayoutFile, shellQuote(string(index)))
+		var errOut strings.Builder
+		err := c.Exec(ctx, script, strings.NewReader(list.String()), io.Discard, &errOut, time.Minute)
+		if ce, ok := err.(*CommandError); ok {
+			ce.Stderr, ce.Cmd = strings.TrimSpace(errOut.String()), "make the image layout "+e.imagesPath()
+		}
+		return fmt.Sprintf("%d images", len(e.opts.Bundle.Index.Images)), err
+	})
+}
+
+// imageIndex is the OCI index of the bundle's images, and their blobs.
+func (e *Engine) imageIndex() ([]byte, []bundle.Blob, error) {
+	b := e.opts.Bundle
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
+	for _, img := range b.Index.Images {
+		_, bl, err := b.Blob(img.Digest)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		idx.Manifests = append(idx.Manifests, ocispec.Descriptor{
+			MediaType: img.MediaType, Digest: digest.Digest(img.Digest), Size: bl.Size,
+			Annotations: map[string]string{"io.containerd.image.name": img.Name, ocispec.AnnotationRefName: img.Name},
+		})
+	}
+	j, err := json.Marshal(idx)
+	return j, b.Index.ImageBlobs(), err
 }

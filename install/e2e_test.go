@@ -19,8 +19,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/sealpack/sealpack/generator"
 	"github.com/sealpack/sealpack/install"
@@ -261,6 +263,10 @@ func TestInstallOneMasterTwoNodes(t *testing.T) {
 		if ls := r.exec(i, "ls /var/lib/sealpack"); strings.Contains(ls, "bundle") {
 			t.Errorf("node %d holds the whole bundle: %s", i, ls)
 		}
+		checkImageLayout(t, r, i)
+	}
+	if !strings.Contains(m0, "images none") {
+		t.Errorf("the first master (it serves the images from its bundle) was given an image layout:\n%s", m0)
 	}
 	// The first master's bundle copy holds every file of the cluster image:
 	// only root reads it.
@@ -875,5 +881,47 @@ func TestKubectlJoinResetWhenTheFirstMasterIsDown(t *testing.T) {
 	}
 	if left := r.exec(0, "ls -d /etc/sealpack-test /var/lib/sealpack 2>/dev/null || true"); left != "" {
 		t.Errorf("the first master keeps %s after reset", left)
+	}
+}
+
+// checkImageLayout checks that host i holds the bundle's images as an OCI
+// layout at SEALPACK_IMAGES, through the fan-out: read and verified (every
+// blob's digest and size) by go-containerregistry, each image named.
+func checkImageLayout(t *testing.T, r *rig, i int) {
+	t.Helper()
+	if log := r.exec(i, "cat /etc/sealpack-test/log"); !strings.Contains(log, "images /var/lib/sealpack/images") {
+		t.Errorf("host %d: no SEALPACK_IMAGES for its scripts:\n%s", i, log)
+		return
+	}
+	// /var/tmp is shared with the hosts
+	dir, err := os.MkdirTemp("/var/tmp", "sealpack-layout-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	r.exec(i, "cp -rL /var/lib/sealpack/images/. "+dir)
+	ii, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Errorf("host %d: image layout: %v", i, err)
+		return
+	}
+	im, err := ii.IndexManifest()
+	if err != nil || len(im.Manifests) == 0 {
+		t.Errorf("host %d: image layout index: %v (%d images)", i, err, len(im.Manifests))
+		return
+	}
+	var names []string
+	for _, d := range im.Manifests {
+		names = append(names, d.Annotations["io.containerd.image.name"])
+		img, err := ii.Image(d.Digest)
+		if err == nil {
+			err = validate.Image(img)
+		}
+		if err != nil {
+			t.Errorf("host %d: image %s in the layout: %v", i, d.Annotations["io.containerd.image.name"], err)
+		}
+	}
+	if !slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, testImage) }) {
+		t.Errorf("host %d: the layout names %v, not %s", i, names, testImage)
 	}
 }

@@ -166,6 +166,7 @@ const (
 	envRegistryCA = "SEALPACK_REGISTRY_CA"
 	envRegistries = "SEALPACK_REGISTRIES"
 	envShare      = "SEALPACK_SHARE"
+	envImages     = "SEALPACK_IMAGES"
 )
 
 // scriptEnv is the environment of a phase script on a host: the documented
@@ -187,6 +188,10 @@ func (e *Engine) scriptEnv(n cluster.Node, extra ...string) []string {
 		envRegistryCA + "=" + e.registryCAPath(),
 		envRegistries + "=" + strings.Join(e.registries(), " "),
 		envShare + "=" + e.sharePath(),
+	}
+	// every host but the first master holds the images as an OCI layout
+	if n.IP != e.c.Master0().IP && len(e.opts.Bundle.Index.Images) > 0 {
+		env = append(env, envImages+"="+e.imagesPath())
 	}
 	env = append(env, e.opts.Bundle.Index.Config.Env...)
 	env = append(env, n.Env...)

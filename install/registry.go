@@ -176,7 +176,7 @@ func (e *Engine) replicateRegistry(ctx context.Context, m0 cluster.Node, replica
 				return "", stopRun(fmt.Errorf("serve the bundle from %s: %w", m0.IP, err))
 			}
 			dir := e.remote("bundle", "fetch")
-			fetch := agent.FetchBlob{From: from, Digest: digest, Size: b.SingleSize(), Bundle: true, Dir: dir}
+			fetch := agent.FetchBlob{From: from, Bundle: true, Blobs: []agent.BlobRef{{Digest: digest, Size: b.SingleSize()}}, Dir: dir}
 			got := path.Join(dir, "sha256", strings.TrimPrefix(digest, "sha256:"))
 			cmd := fmt.Sprintf("%s && %s && chmod 0700 %s && mv -f %s %s && rm -rf %s", readToken, agent.Line(e.stubPath(), fetch),
 				shellQuote(got), shellQuote(got), shellQuote(e.bundleCopyPath()), shellQuote(dir))

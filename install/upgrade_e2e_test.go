@@ -142,9 +142,9 @@ func TestUpgrade(t *testing.T) {
 			t.Errorf("node %d upgraded although the control plane failed:\n%s", i, l)
 		}
 	}
-	// Layers a node already has are not sent again: one layer of three is new.
+	// Blobs a node already has are not sent again: one layer of three is new.
 	for i := 1; i <= 2; i++ {
-		if !regexp.MustCompile(regexp.QuoteMeta("["+r.ip(i)+"] distribute/layers: done in ") + `\S+ \(1 layers,`).MatchString(out) {
+		if !regexp.MustCompile(regexp.QuoteMeta("["+r.ip(i)+"] distribute/layers: done in ") + `\S+ \(1 layers and`).MatchString(out) {
 			t.Errorf("node %d was sent other than the one new layer:\n%s", i, out)
 		}
 	}

@@ -2,6 +2,7 @@
 set -eu
 . scripts/lib.sh
 record "init-host role=$SEALPACK_ROLE ip=$SEALPACK_HOST_IP master0=$SEALPACK_MASTER0_IP image=$TEST_IMAGE_ENV host=${TEST_HOST_ENV:-} cluster=${TEST_CLUSTER_ENV:-}"
+record "images ${SEALPACK_IMAGES:-none}"
 echo "$SEALPACK_MASTERS" > "$OUT/masters"
 echo "$SEALPACK_NODES" > "$OUT/nodes"
 cp "$SEALPACK_ROOTFS/etc/payload.txt" "$OUT/payload.txt"
