@@ -175,7 +175,9 @@ func (e *Engine) checkHost(n cluster.Node, f *Facts) []CheckResult {
 }
 
 // diskNeeded is what a host stores: the stub, each layer compressed and
-// unpacked, and on the first master the bundle the registry serves.
+// unpacked, on every master the bundle its registry serves, and on every
+// host but the first master the container images' blobs the fan-out
+// brings for preloading (hostBlobs).
 func (e *Engine) diskNeeded(n cluster.Node) int64 {
 	b := e.opts.Bundle
 	need := b.Index.Stub.Size
@@ -183,8 +185,13 @@ func (e *Engine) diskNeeded(n cluster.Node) int64 {
 		_, bl, _ := b.Blob(l.Digest)
 		need += bl.Size + l.Size
 	}
-	if n.IP == e.c.Master0().IP {
+	if n.IsMaster() {
 		need += b.Trailer.LogicalSize
+	}
+	if n.IP != e.c.Master0().IP {
+		for _, bl := range b.Index.ImageBlobs() {
+			need += bl.Size
+		}
 	}
 	return need + need/20 + 16<<20
 }

@@ -65,6 +65,9 @@ func (e *Engine) registryCommand(n cluster.Node, older bool) string {
 		"--addr", e.registryAddr(n),
 		"--tls-generate", e.registryDir(),
 		"--tls-san", n.IP,
+		// info: a line per blob served (digest, bytes, client), the bytes
+		// each master sends to nodes that pull rather than preload
+		"--log-level", "info",
 	}
 	if older {
 		args = append(args, "--bundle", e.previousBundlePath())

@@ -63,6 +63,14 @@ func blobFastPath(d *bundleDriver, next http.Handler) http.Handler {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
+		// every GET of a blob says what went to whom: the bytes each
+		// master's registry serves are how an operator (and the tier) sees
+		// whether nodes pull from it or were preloaded through the fan-out
+		cw := &countingWriter{ResponseWriter: w}
+		w = cw
+		defer func() {
+			d.log.Info("blob served", "repo", repo, "digest", digest, "bytes", cw.n, "client", r.RemoteAddr)
+		}()
 		if d.isVerified(digest) {
 			http.ServeContent(w, r, "", time.Time{}, sr)
 			return
@@ -91,6 +99,18 @@ func blobFastPath(d *bundleDriver, next http.Handler) http.Handler {
 			d.markVerified(digest)
 		}
 	})
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // parseBlobPath splits /v2/<name>/blobs/<digest>.

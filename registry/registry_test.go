@@ -106,6 +106,36 @@ func TestPullEveryImage(t *testing.T) {
 	}
 }
 
+// TestServedBlobsAreLogged: each blob GET logs its digest and the bytes
+// that went out, which is how the bytes a master's registry serves are
+// measured (scripts/k8s/e2e.sh); a HEAD, which sends no blob, logs nothing.
+func TestServedBlobsAreLogged(t *testing.T) {
+	fixtures := defaultFixtures(t, 32<<10)
+	ts := startServer(t, tempBundle(t, fixtures), serverConfig{})
+	img := pullImage(t, ts, "library/nginx:1.27")
+	layers := must(img.Layers())
+	if len(layers) != 3 {
+		t.Fatalf("%d layers, want 3", len(layers))
+	}
+	logs := ts.logs.String()
+	for _, l := range layers {
+		line := fmt.Sprintf("repo=library/nginx digest=%s bytes=%d ", must(l.Digest()), must(l.Size()))
+		if !strings.Contains(logs, `msg="blob served" `+line) {
+			t.Errorf("no log line %q in:\n%s", line, logs)
+		}
+	}
+	d := must(layers[0].Digest()).String()
+	req := must(http.NewRequestWithContext(t.Context(), http.MethodHead, ts.url("/v2/library/nginx/blobs/"+d), nil))
+	resp := must(ts.client.Do(req))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD %s: %s", d, resp.Status)
+	}
+	if n := strings.Count(ts.logs.String(), "digest="+d+" "); n != 1 {
+		t.Errorf("%d log lines for %s after a HEAD, want the GET's only", n, d)
+	}
+}
+
 // TestHTTP checks the responses clients rely on: headers, HEAD, ranges,
 // catalog, tags, errors and refused writes.
 func TestHTTP(t *testing.T) {

@@ -40,7 +40,7 @@ func runRegistry(ctx context.Context, env *Env, args []string) error {
 	writable := fs.String("writable", "", "accept pushes into DIR, layered over the bundle (needs --htpasswd)")
 	htpasswd := fs.String("htpasswd", "", "htpasswd file (bcrypt) for basic auth")
 	verifyAtStart := fs.Bool("verify-at-start", false, "hash every blob before serving (otherwise blobs are checked as they stream)")
-	logLevel := fs.String("log-level", "warn", "debug, info, warn or error (info adds client errors, debug every request)")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error (info adds client errors and a line per blob served: digest, bytes, client; debug every request)")
 	if err := parse(fs, args[1:], 0); err != nil {
 		return err
 	}

@@ -5,8 +5,11 @@
 # machine's bridge limited to 200 Mbit/s with tc (tbf). For each run it prints wall seconds, the
 # time of every phase, the installer's peak RSS (VmHWM) and peak open descriptors (sampled every
 # 0.2 s), and the bytes this machine sent into the bed (the bridge device's transmit counter:
-# traffic between hosts never crosses it) as a multiple of the installer; then the 40-host /
-# 1-host ratio. Needs root. A failed run's logs are kept (BENCH_KEEP).
+# traffic between hosts never crosses it) as a multiple of the installer, and the CPU seconds the
+# whole machine was busy meanwhile (/proc/stat: the bed's sshd, agents and scripts share its
+# cores, so busy CPU seconds / cores is the shortest the run could have taken here; near the wall
+# time, the cores are the limit, not the links or the installer); then the 40-host / 1-host
+# ratio. Needs root. A failed run's logs are kept (BENCH_KEEP).
 #
 # Usage: scripts/bench/install.sh
 #   BENCH_PAYLOADS="16 70"   payload sizes in MiB
@@ -80,6 +83,9 @@ fail() {
 	exit 1
 }
 
+# busy CPU time of the whole machine so far, in clock ticks (user nice system irq softirq steal)
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+tick=$(getconf CLK_TCK)
 declare -A secs
 for p in $payloads; do
 	ctx=$work/ctx-$p
@@ -94,22 +100,23 @@ for p in $payloads; do
 	size=$(stat -c %s "$work/installer-$p.run")
 	echo
 	echo "payload $p MiB: installer $((size / 1048576)) MiB, link $rate"
-	printf '%-6s %-8s %-9s %-8s %-9s %-15s %s\n' hosts seconds "sent" "RSS MiB" "peak fds" "load (1/5/15)" "phases (s)"
+	printf '%-6s %-8s %-9s %-8s %-9s %-15s %-14s %s\n' hosts seconds "sent" "RSS MiB" "peak fds" "load (1/5/15)" "CPU s (/cores)" "phases (s)"
 	for n in $hosts; do
 		answers "$n" >"$work/cluster.yaml"
 		log=$work/install-$p-$n.log
-		tx0=$(cat "/sys/class/net/$bridge/statistics/tx_bytes")
+		tx0=$(cat "/sys/class/net/$bridge/statistics/tx_bytes"); cpu0=$(cpu_busy)
 		start=$(date +%s.%N)
 		"$work/installer-$p.run" install --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" >"$log" 2>&1 &
 		pid=$!
 		read -r rss fds < <(sample "$pid")
 		wait "$pid" || fail "install on $n hosts failed" "$log"
 		end=$(date +%s.%N)
-		tx=$(($(cat "/sys/class/net/$bridge/statistics/tx_bytes") - tx0))
+		tx=$(($(cat "/sys/class/net/$bridge/statistics/tx_bytes") - tx0)); cpu=$(($(cpu_busy) - cpu0))
 		secs[$p-$n]=$(echo "$end - $start" | bc)
 		phases=$(sed -n 's/^\[cluster\] \(.*\) finished in \([0-9.hms]*\).*/\1=\2/p' "$log" | tr ' ' '_' | paste -sd' ')
 		# The load average as the install ends: wall times at a high load say little.
-		printf '%-6s %-8.1f %-9s %-8s %-9s %-15s %s\n' "$n" "${secs[$p-$n]}" "$(echo "scale=3; $tx / $size" | bc)x" "$((rss / 1024))" "$fds" "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" "$phases"
+		printf '%-6s %-8.1f %-9s %-8s %-9s %-15s %-14s %s\n' "$n" "${secs[$p-$n]}" "$(echo "scale=3; $tx / $size" | bc)x" "$((rss / 1024))" "$fds" \
+			"$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" "$(echo "scale=1; $cpu / $tick" | bc) ($(echo "scale=1; $cpu / $tick / $(nproc)" | bc))" "$phases"
 		# Back to clean hosts for the next run (its time is not counted).
 		"$work/installer-$p.run" reset --answers "$work/cluster.yaml" --yes --known-hosts "$work/bed/known_hosts" --state-dir "$work/state" >"$log.reset" 2>&1 ||
 			fail "reset after $n hosts failed" "$log.reset"

@@ -28,9 +28,12 @@
 # Image names: the bundle's registry serves each image by its repository and tag without the host,
 # and on the installed hosts containerd's registry.k8s.io mirror (init-host.sh, certs.d) asks it for
 # registry.k8s.io's repository names: kube-apiserver, coredns/coredns, pause, ... The module source
-# records 127.0.0.1:5055/kube-apiserver:v1.37.2; the release source records
-# $K8S_IMAGE_REGISTRY/kube-apiserver:v1.37.2. Both are served as kube-apiserver:v1.37.2, which is
-# what kubeadm (imageRepository registry.k8s.io) and containerd pull. That is why the release list
+# fetches 127.0.0.1:5055/kube-apiserver:v1.37.2, the release source
+# $K8S_IMAGE_REGISTRY/kube-apiserver:v1.37.2; both are bundled under the name the cluster uses,
+# registry.k8s.io/kube-apiserver:v1.37.2 (gen --image SRC=DEST), served as kube-apiserver:v1.37.2,
+# which is what kubeadm (imageRepository registry.k8s.io) and containerd pull. The name matters
+# where a host imports the bundle's images instead of pulling them (init-host.sh, step 6): the
+# kubelet finds registry.k8s.io/kube-proxy:v1.37.2 there, never 127.0.0.1:5055/kube-proxy. That is why the release list
 # is kubeadm's list for registry.k8s.io with only the host replaced, not kubeadm's list for
 # --image-repository $K8S_IMAGE_REGISTRY: for any repository but registry.k8s.io kubeadm drops the
 # coredns/ level (MIRROR/coredns:v1.14.6), which the cluster would never ask for. And it is why
@@ -109,10 +112,11 @@ m=$("$CTX/bin/containerd" --config "$CTX/rootfs/files/containerd.toml" config mi
 [ -z "$m" ] || die "containerd $CONTAINERD_VERSION migrates rootfs/files/containerd.toml at every start; write it in the version \`containerd config migrate\` prints: $m"
 echo "== context $CTX: $(du -sh "$CTX" | cut -f1)"
 
-# 3. gen build, with every image as --image
+# 3. gen build, with every image as --image, named as registry.k8s.io's (see the header)
 export GEN TAG CTX IMGTOOL_IMAGES CONTAINERD_VERSION RUNC_VERSION CNI_VERSION
 "${SERVE[@]}" bash -c '
-  set -e; args=("$@"); for i in $IMGTOOL_IMAGES; do args+=(--image "$i"); done
+  set -e; args=("$@")
+  for i in $IMGTOOL_IMAGES; do n=registry.k8s.io/${i#*/}; [ "$i" = "$n" ] || i="$i=$n"; args+=(--image "$i"); done
   echo "== $GEN build -t $TAG ($(wc -w <<< "$IMGTOOL_IMAGES") images)"
   "$GEN" build -f "$CTX/Kubefile" -t "$TAG" --arch "$ARCH" --build-arg K8S_VERSION="$K8S_VERSION" \
     --build-arg CONTAINERD_VERSION="$CONTAINERD_VERSION" --build-arg RUNC_VERSION="$RUNC_VERSION" \

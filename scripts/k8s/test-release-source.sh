@@ -111,8 +111,8 @@ carried "kubernetes:$K8S_VERSION" > "$T/module.images"
 carried "$TAG" > "$T/release.images"
 [ -s "$T/release.images" ] || fail "$TAG carries no images"
 diff "$T/module.images" "$T/release.images" || fail "$TAG carries other images than kubernetes:$K8S_VERSION"
-"$GEN" images "$TAG" | awk 'NR > 1 { print $1 }' | grep -v "^$IMGTOOL_REGISTRY/" &&
-  fail "$TAG carries images not from K8S_IMAGE_REGISTRY=$IMGTOOL_REGISTRY"
+"$GEN" images "$TAG" | awk 'NR > 1 { print $1 }' | grep -v "^registry.k8s.io/" &&
+  fail "$TAG carries images fetched from K8S_IMAGE_REGISTRY=$IMGTOOL_REGISTRY not named as registry.k8s.io's (the name its hosts import them under)"
 ok "$TAG carries the images of kubernetes:$K8S_VERSION: $(cut -d' ' -f1 "$T/release.images" | tr '\n' ' ')"
 
 # the kubeadm in the image's bin/ layer

@@ -12,7 +12,7 @@ lacks=()
 have_systemd || lacks+=("systemd as PID 1 (this is $(cat /proc/1/comm 2>/dev/null || echo unknown))")
 # the userland the phase scripts, kubeadm's preflight (losetup mount cp) and the kubelet call
 miss=
-for t in mount umount losetup cp nsenter ip awk sed grep install cmp sysctl hostname sort tac base64 mktemp; do
+for t in mount umount losetup cp nsenter ip awk sed grep install cmp sysctl hostname sort comm wc tar tac base64 mktemp; do
   p=$(command -v $t) && [ -x "$p" ] || miss="$miss $t"   # bash may name a file it cannot run
 done
 [ -z "$miss" ] || lacks+=("commands:$miss")
@@ -131,3 +131,33 @@ ver=
 for i in $(seq 150); do ver=$(ctr version 2>/dev/null | awk '/Version:/ {v = $2} END {print v}') && [ -n "$ver" ] && break; sleep 0.2; done
 [ -n "$ver" ] || die "containerd does not answer: $(systemctl status containerd --no-pager -n 20 2>&1)"
 log "containerd $ver up; registry mirrors -> $SEALPACK_REGISTRY"
+
+# 6. the bundle's container images, preloaded. The engine brought them to this host through its
+#    fan-out (from hosts that already had them, not from the masters) as an OCI image layout,
+#    $SEALPACK_IMAGES; the first master has none, its registry serves the bundle itself. Imported
+#    and unpacked here, the kubelet starts every pod from local images: 200 nodes no longer pull
+#    every DaemonSet's image from the masters' registries, and a node that boots while every
+#    master is down still starts its pods. Skipped when containerd already holds each image at the
+#    layout's digest (a re-run, an upgrade that brought no new image); the masters' registries
+#    still answer for anything else (imagePullPolicy Always, an image the bundle does not carry).
+if [ -n "${SEALPACK_IMAGES:-}" ] && [ -f "$SEALPACK_IMAGES/index.json" ]; then
+  # "name digest" of every image of the layout (index.json as the engine writes it: one line,
+  # each manifest's digest before its io.containerd.image.name annotation), and of containerd's
+  want=$(grep -o '"digest":"sha256:[0-9a-f]*","size":[0-9]*,"annotations":{"io.containerd.image.name":"[^"]*"' "$SEALPACK_IMAGES/index.json" |
+    sed 's/^"digest":"\([^"]*\)".*"io.containerd.image.name":"\([^"]*\)"$/\2 \1/' | sort)
+  [ -n "$want" ] || die "$SEALPACK_IMAGES/index.json names no image"
+  have=$(ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}' | sort)
+  missing=$(comm -23 <(echo "$want") <(echo "$have") | wc -l)
+  if [ "$missing" -gt 0 ]; then
+    t0=$(date +%s)
+    # tar follows no link here: the layout's blobs are hard links into the engine's blob store
+    out=$(tar -C "$SEALPACK_IMAGES" -cf - . | ctr -n k8s.io images import - 2>&1) ||
+      die "ctr images import of $SEALPACK_IMAGES failed: $(tail -5 <<< "$out")"
+    have=$(ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}' | sort)
+    left=$(comm -23 <(echo "$want") <(echo "$have"))
+    [ -z "$left" ] || die "containerd lacks after the import of $SEALPACK_IMAGES: $left"
+    log "$missing of $(wc -l <<< "$want") images preloaded from $SEALPACK_IMAGES in $(( $(date +%s) - t0 )) s"
+  else
+    log "$(wc -l <<< "$want") images already preloaded"
+  fi
+fi
