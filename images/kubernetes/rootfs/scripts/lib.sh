@@ -74,12 +74,17 @@ master_taints() {
   [ "${SEALPACK_ROLE:-}" = master ] && [ -z "${SEALPACK_NODES// /}" ] && echo "  taints: []"
   return 0
 }
-# root_kubeconfig: the admin kubeconfig as root's default; a kubeconfig root had before is kept
-# aside once (reset-host.sh puts it back)
+# root_kubeconfig: the admin kubeconfig as root's default; a kubeconfig root had before the
+# install is kept aside (reset-host.sh puts it back). Only at the first call: later ones (a re-run,
+# an upgrade, whose kubeadm renewed admin.conf) find our own older copy there, which is no
+# original of root's (keeping it aside made reset leave it behind)
 root_kubeconfig() {
   mkdir -p /root/.kube
-  if [ -f /root/.kube/config ] && [ ! -e $STATE/root-kubeconfig.orig ] && ! cmp -s /root/.kube/config /etc/kubernetes/admin.conf; then
-    cp -p /root/.kube/config $STATE/root-kubeconfig.orig
+  if [ ! -e $STATE/root-kubeconfig.taken ]; then
+    if [ -f /root/.kube/config ] && ! cmp -s /root/.kube/config /etc/kubernetes/admin.conf; then
+      cp -p /root/.kube/config $STATE/root-kubeconfig.orig
+    fi
+    : > $STATE/root-kubeconfig.taken
   fi
   install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
   # for use off the hosts (the installer fetches it: io.sealpack.kubeconfig.remote): this master's own
