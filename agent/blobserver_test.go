@@ -116,11 +116,7 @@ func TestBlobFetchFailsWhenUpstreamAbandons(t *testing.T) {
 }
 
 func TestBlobRangeOfBundle(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "installer.run")
-	content := []byte("stub...LAYERBYTES...index")
-	os.WriteFile(file, content, 0o644)
-	addr := startBlobServer(t, "--file", file)
+	addr := serveFile(t, []byte("stub...LAYERBYTES...index"))
 	layer := []byte("LAYERBYTES")
 	out := t.TempDir()
 	if code, errOut := fetch(t, addr, digestOf(layer), int64(len(layer)), out, 7); code != 0 {
@@ -132,16 +128,24 @@ func TestBlobRangeOfBundle(t *testing.T) {
 	}
 }
 
+// serveFile starts a blob server over a file holding content, as a
+// master's serves its bundle copy.
+func serveFile(t *testing.T, content []byte) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "installer.run")
+	if err := os.WriteFile(file, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startBlobServer(t, "--file", file)
+}
+
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // One fetch-blob takes a host's whole list, in order, and keeps the blobs
 // already there (a re-run after a cut link fetches only what is missing).
 func TestFetchManyBlobs(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "installer.run")
 	content := []byte("stub|first|second blob|third|index")
-	os.WriteFile(file, content, 0o644)
-	addr := startBlobServer(t, "--file", file)
+	addr := serveFile(t, content)
 	ref := func(s string) string {
 		return digestOf([]byte(s)) + "," + itoa(int64(len(s))) + "," + itoa(int64(bytes.Index(content, []byte(s))))
 	}
