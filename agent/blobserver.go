@@ -201,7 +201,8 @@ func (c FetchBlob) run(ctx context.Context, _ *Env) error {
 	return nil
 }
 
-// fetch stores one blob, unless a verified copy is already there.
+// fetch stores one blob, unless it is there already (a blob is stored
+// only once it matched its digest, so its size is check enough).
 func (c FetchBlob) fetch(ctx context.Context, b BlobRef) error {
 	dst, err := blobPath(c.Dir, b.Digest)
 	if err != nil {

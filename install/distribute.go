@@ -404,6 +404,7 @@ func (e *Engine) hostBlobs() []bundle.Blob {
 	idx := e.opts.Bundle.Index
 	var out []bundle.Blob
 	for _, l := range idx.Layers {
+		// no error: opening the bundle checked that every layer's blob exists
 		if _, bl, err := e.opts.Bundle.Blob(l.Digest); err == nil {
 			out = append(out, bl)
 		}
