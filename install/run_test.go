@@ -68,6 +68,7 @@ func TestPlan(t *testing.T) {
 		}},
 		{"upgrade: masters one by one, then the nodes", ha, ActionUpgrade, []PlannedPhase{
 			{"distribute", all4},
+			{"upgrade-prepare", all4},
 			{"upgrade-snapshot", []string{"10.0.0.1"}},
 			{"registry", all3},
 			{"control-plane", all3},
@@ -76,6 +77,7 @@ func TestPlan(t *testing.T) {
 		}},
 		{"upgrade of one host", one, ActionUpgrade, []PlannedPhase{
 			{"distribute", []string{"10.0.0.1"}},
+			{"upgrade-prepare", []string{"10.0.0.1"}},
 			{"upgrade-snapshot", []string{"10.0.0.1"}},
 			{"registry", []string{"10.0.0.1"}},
 			{"control-plane", []string{"10.0.0.1"}},

@@ -17,8 +17,10 @@ import (
 
 // The upgrade phases a cluster image's scripts implement (docs/IMAGE-AUTHORS.md,
 // "Upgrade"). Without the three upgrade-* scripts of the control plane and
-// the nodes an image cannot be upgraded to; the snapshot script is optional.
+// the nodes an image cannot be upgraded to; the prepare and snapshot scripts
+// are optional.
 const (
+	PhaseUpgradePrepare  = "upgrade-prepare"
 	PhaseUpgradeSnapshot = "upgrade-snapshot"
 	PhaseUpgradeMaster0  = "upgrade-master0"
 	PhaseUpgradeMaster   = "upgrade-master"

@@ -100,7 +100,7 @@ func TestUpgrade(t *testing.T) {
 	for _, want := range []string{
 		"upgrade Kubernetes v1.36.3 -> v1.37.2",
 		fmt.Sprintf("n-%s %s kubelet v1.36.3", r.ip(1), r.ip(1)),
-		"1. distribute", "2. upgrade-snapshot", "3. registry", "4. control-plane", "5. nodes", "6. apps",
+		"1. distribute", "2. upgrade-prepare", "3. upgrade-snapshot", "4. registry", "5. control-plane", "6. nodes", "7. apps",
 		"on " + r.ip(0) + " " + r.ip(1) + " " + r.ip(2),
 	} {
 		if !strings.Contains(regexp.MustCompile(` +`).ReplaceAllString(out, " "), want) {
@@ -138,9 +138,18 @@ func TestUpgrade(t *testing.T) {
 		}
 	}
 	for i := 1; i <= 2; i++ {
-		if l := r.exec(i, "cat /etc/sealpack-test/log"); strings.Contains(l, "upgrade-node") {
+		l := r.exec(i, "cat /etc/sealpack-test/log")
+		if strings.Contains(l, "upgrade-node") {
 			t.Errorf("node %d upgraded although the control plane failed:\n%s", i, l)
 		}
+		// Every host prepared before the control plane changed, with the new
+		// bundle's images at hand (the first master's registry serves them).
+		if !regexp.MustCompile(`upgrade-prepare from=v1\.36\.3 to=v1\.37\.2 images=\S*test/hello:v2`).MatchString(l) {
+			t.Errorf("node %d did not prepare with the new bundle's images before the control plane's upgrade:\n%s", i, l)
+		}
+	}
+	if l := r.exec(0, "cat /etc/sealpack-test/log"); !strings.Contains(l, "upgrade-prepare from=v1.36.3 to=v1.37.2 images=none") {
+		t.Errorf("the first master did not prepare:\n%s", l)
 	}
 	// Blobs a node already has are not sent again: one layer of three is new.
 	for i := 1; i <= 2; i++ {
@@ -182,9 +191,9 @@ func TestUpgrade(t *testing.T) {
 	}
 	after := logs()
 	for i, want := range map[int][]string{
-		0: {"upgrade-master0 from=v1.36.3", "kubectl drain n-" + r.ip(2), "kubectl uncordon n-" + r.ip(2), "upgrade-snapshot"},
-		1: {"upgrade-node from=v1.36.3"},
-		2: {"upgrade-node from=v1.36.3 to=v1.37.2"},
+		0: {"upgrade-master0 from=v1.36.3", "kubectl drain n-" + r.ip(2), "kubectl uncordon n-" + r.ip(2), "upgrade-snapshot", "upgrade-prepare"},
+		1: {"upgrade-node from=v1.36.3", "upgrade-prepare"},
+		2: {"upgrade-node from=v1.36.3 to=v1.37.2", "upgrade-prepare"},
 	} {
 		for _, w := range want {
 			if count(after[i], w) != 1 {

@@ -14,6 +14,7 @@ import (
 // upgradeWhat says what each upgrade phase does, for the plan.
 var upgradeWhat = map[string]string{
 	"distribute":         "the new program and layers to every host (layers a host has are not sent again); the first master keeps the installed bundle as bundle/previous.run",
+	PhaseUpgradePrepare:  "scripts/upgrade-prepare.sh on every host, while the cluster still runs the old version: what a host can do ahead of its turn (the kubernetes image loads the new images into containerd)",
 	PhaseUpgradeSnapshot: "scripts/upgrade-snapshot.sh: an etcd snapshot under the data root (snapshots/)",
 	"registry":           "the registry serves the new bundle's images and still the old one's",
 	"control-plane":      "master by master: drain, scripts/upgrade-master0.sh (kubeadm upgrade apply) or upgrade-master.sh (kubeadm upgrade node), uncordon, wait Ready",
@@ -36,6 +37,15 @@ func (e *Engine) upgradePhases(p *UpgradePlan) []phase {
 				}
 			}
 			return e.distribute(ctx, all)
+		}},
+		// Before anything changes: the first master's upgrade rolls out
+		// DaemonSets of the new version (kube-proxy) to every node at once,
+		// and a node that has not loaded the new images by then pulls them
+		// from the masters' registries, 200 nodes at once.
+		{PhaseUpgradePrepare, all, func(ctx context.Context) error {
+			return e.eachHost(ctx, PhaseUpgradePrepare, all, func(ctx context.Context, n cluster.Node) error {
+				return e.runUpgradePhase(ctx, n, PhaseUpgradePrepare, p)
+			})
 		}},
 		{PhaseUpgradeSnapshot, []cluster.Node{m0}, func(ctx context.Context) error {
 			return e.hostDone(ctx, PhaseUpgradeSnapshot, m0, e.runUpgradePhase(ctx, m0, PhaseUpgradeSnapshot, p))

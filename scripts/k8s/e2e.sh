@@ -26,7 +26,8 @@
 # asks the app's Service ten times a second on both nodes while `installer-new.run upgrade` (--plan
 # first, which changes nothing) upgrades the masters one by one and the nodes (drained; the app's
 # PodDisruptionBudget holds); then every kubelet, the API server and every kube-system image are
-# NEW_K8S's, the app answers v2, the hosts hold only the two bundles' images, the failed requests
+# NEW_K8S's, the app answers v2, the hosts hold only the two bundles' images, the masters' registries
+# served no blob to another host meanwhile (every host imported the new images first), the failed requests
 # are counted, and a second run changes nothing. Reset leaves all five hosts as they were
 # before the install (snapshot of files, units, processes, mounts, links, routes, sysctls,
 # nftables), h1 after a hard power-off included; then a single-host cluster on a reset host (the
@@ -599,10 +600,18 @@ Y
   t0=$SECONDS; local since; since=$(date +%s)
   timed "upgrade of 5 hosts (3 masters, 2 nodes) $OLD_K8S -> $NEW_K8S" inst upgrade
   echo "upgrade of 5 hosts: $(( SECONDS - t0 )) s" > "$B"
-  # the new bundle's images reach every host through the fan-out and are imported there: what
-  # the masters' registries served to other hosts meanwhile (reported, not asserted: a pod of the
-  # old version that restarts on a drained node may pull an old image)
-  served "$since" h1 h2 h3 | sed 's/^/  registry of /' >> "$B"
+  # the new bundle's images reach every host through the fan-out and every host imports them
+  # (upgrade-prepare.sh) before the first master's upgrade rolls the new kube-proxy out to all
+  # nodes: the masters' registries serve no blob to another host (the old bundle's images were
+  # preloaded at install, for pods a drain moves)
+  served "$since" h1 h2 h3 > "$E/served-upgrade.txt"; sed 's/^/  registry of /' "$E/served-upgrade.txt" >> "$B"
+  if [ "$SERVED_OTHERS" != 0 ]; then
+    echo "FAIL: during the upgrade the masters' registries served $SERVED_OTHERS bytes to other hosts:"
+    local m; for m in h1 h2 h3; do
+      on "$m" "journalctl -u sealpack-registry.service --since @$since -o cat --no-pager | grep 'blob served'" | grep -v "client=$(ip_of "$m"):" | sed "s/^/  $m: /" | head -10
+    done
+    return 1
+  fi
   # this machine sends the new installer about once: the first master's copy, the others' layers
   # through the chains fed by it
   local sent; sent=$(grep -E 'sent .* from this machine' "$E/step.log" | head -1)

@@ -140,24 +140,4 @@ log "containerd $ver up; registry mirrors -> $SEALPACK_REGISTRY"
 #    master is down still starts its pods. Skipped when containerd already holds each image at the
 #    layout's digest (a re-run, an upgrade that brought no new image); the masters' registries
 #    still answer for anything else (imagePullPolicy Always, an image the bundle does not carry).
-if [ -n "${SEALPACK_IMAGES:-}" ] && [ -f "$SEALPACK_IMAGES/index.json" ]; then
-  # "name digest" of every image of the layout (index.json as the engine writes it: one line,
-  # each manifest's digest before its io.containerd.image.name annotation), and of containerd's
-  want=$(grep -o '"digest":"sha256:[0-9a-f]*","size":[0-9]*,"annotations":{"io.containerd.image.name":"[^"]*"' "$SEALPACK_IMAGES/index.json" |
-    sed 's/^"digest":"\([^"]*\)".*"io.containerd.image.name":"\([^"]*\)"$/\2 \1/' | sort)
-  [ -n "$want" ] || die "$SEALPACK_IMAGES/index.json names no image"
-  have=$(ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}' | sort)
-  missing=$(comm -23 <(echo "$want") <(echo "$have") | wc -l)
-  if [ "$missing" -gt 0 ]; then
-    t0=$(date +%s)
-    # tar follows no link here: the layout's blobs are hard links into the engine's blob store
-    out=$(tar -C "$SEALPACK_IMAGES" -cf - . | ctr -n k8s.io images import - 2>&1) ||
-      die "ctr images import of $SEALPACK_IMAGES failed: $(tail -5 <<< "$out")"
-    have=$(ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}' | sort)
-    left=$(comm -23 <(echo "$want") <(echo "$have"))
-    [ -z "$left" ] || die "containerd lacks after the import of $SEALPACK_IMAGES: $left"
-    log "$missing of $(wc -l <<< "$want") images preloaded from $SEALPACK_IMAGES in $(( $(date +%s) - t0 )) s"
-  else
-    log "$(wc -l <<< "$want") images already preloaded"
-  fi
-fi
+preload_images

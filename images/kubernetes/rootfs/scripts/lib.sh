@@ -125,3 +125,32 @@ write_join_data() {
 write_apiservers() {
   printf '%s\n' "$@" | sort -u | write_file $APISERVERS
 }
+
+# preload_images: the bundle's container images into containerd, from the OCI image layout the
+# engine's fan-out brought to this host ($SEALPACK_IMAGES; the first master has none, its registry
+# serves the bundle itself). Skipped when containerd already holds each image at the layout's
+# digest. init-host.sh calls it at install; upgrade-prepare.sh on every host before the control
+# plane's upgrade rolls out the new version's DaemonSets (kube-proxy) to all nodes at once.
+preload_images() {
+  [ -n "${SEALPACK_IMAGES:-}" ] && [ -f "$SEALPACK_IMAGES/index.json" ] || return 0
+  local want have missing t0 out left
+  # "name digest" of every image of the layout (index.json as the engine writes it: one line,
+  # each manifest's digest before its io.containerd.image.name annotation), and of containerd's
+  want=$(grep -o '"digest":"sha256:[0-9a-f]*","size":[0-9]*,"annotations":{"io.containerd.image.name":"[^"]*"' "$SEALPACK_IMAGES/index.json" |
+    sed 's/^"digest":"\([^"]*\)".*"io.containerd.image.name":"\([^"]*\)"$/\2 \1/' | sort)
+  [ -n "$want" ] || die "$SEALPACK_IMAGES/index.json names no image"
+  have=$(ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}' | sort)
+  missing=$(comm -23 <(echo "$want") <(echo "$have") | wc -l)
+  if [ "$missing" -gt 0 ]; then
+    t0=$(date +%s)
+    # tar follows no link here: the layout's blobs are hard links into the engine's blob store
+    out=$(tar -C "$SEALPACK_IMAGES" -cf - . | ctr -n k8s.io images import - 2>&1) ||
+      die "ctr images import of $SEALPACK_IMAGES failed: $(tail -5 <<< "$out")"
+    have=$(ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}' | sort)
+    left=$(comm -23 <(echo "$want") <(echo "$have"))
+    [ -z "$left" ] || die "containerd lacks after the import of $SEALPACK_IMAGES: $left"
+    log "$missing of $(wc -l <<< "$want") images preloaded from $SEALPACK_IMAGES in $(( $(date +%s) - t0 )) s"
+  else
+    log "$(wc -l <<< "$want") images already preloaded"
+  fi
+}
