@@ -53,7 +53,7 @@ func (e *Engine) upload(ctx context.Context, c *Conn, phase, step string, r io.R
 	hex := strings.TrimPrefix(digest, "sha256:")
 	tmp := dst + ".partial"
 	// the file is private until its mode is set: a key never shows wider
-	cmd := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && (umask 077 && cat > %[2]s) && echo %[3]s' '%[2]s | sha256sum -c --status && chmod %[4]s %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; echo 'checksum mismatch after transfer' >&2; exit 1; }",
+	cmd := sha256Shell + fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && (umask 077 && cat > %[2]s) && sha256ok %[3]s %[2]s && chmod %[4]s %[2]s && mv -f %[2]s %[1]s || { rm -f %[2]s; echo 'checksum mismatch after transfer' >&2; exit 1; }",
 		shellQuote(dst), shellQuote(tmp), hex, mode)
 	pr := &progressReader{r: r, total: size, emit: func(done, total int64) {
 		e.emit(Event{Kind: Progress, Host: c.Node.IP, Phase: phase, Step: step, Bytes: done, Total: total})
@@ -443,7 +443,7 @@ func (e *Engine) fetchBlobs(ctx context.Context, c *Conn, src source, blobs []bu
 // the file is moved into place only when its SHA-256 matches. Exit 90: no
 // bash on this host.
 const fetchScript = `command -v bash >/dev/null 2>&1 || exit 90
-exec bash -c '
+exec bash -c '` + sha256Shell + `
 set -e
 read -r T
 host=$1 port=$2 path=$3 dst=$4 hex=$5
@@ -454,7 +454,7 @@ IFS= read -r status <&3 || true
 case $status in "HTTP/1."?" 200"*) ;; *) echo "blob server answered: ${status%$(printf "\r")}" >&2; exit 1 ;; esac
 while IFS= read -r line <&3; do line=${line%$(printf "\r")}; [ -z "$line" ] && break; done
 cat <&3 > "$dst.partial"
-if echo "$hex  $dst.partial" | sha256sum -c --status; then chmod 755 "$dst.partial"; mv -f "$dst.partial" "$dst"
+if sha256ok "$hex" "$dst.partial"; then chmod 755 "$dst.partial"; mv -f "$dst.partial" "$dst"
 else rm -f "$dst.partial"; echo "checksum mismatch" >&2; exit 1; fi
 ' sealpack-fetch "$@"`
 

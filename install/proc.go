@@ -27,3 +27,14 @@ ours() { # PIDFILE PATTERN: the process named runs, is the one recorded, and its
   tr "\000" " " < "/proc/$_p/cmdline" 2>/dev/null | grep -qF -- "$2"
 }
 `
+
+// sha256Shell defines sha256ok HEX FILE: FILE's SHA-256 is HEX. It asks
+// openssl when the host has it (with SHA instructions, 4x faster than
+// coreutils' sha256sum: 8 ms against 30 ms of CPU for the 7.7 MB agent, which
+// every host of a large site checks), sha256sum otherwise. No single quote:
+// it goes inside fetchScript's bash -c '...'.
+const sha256Shell = `sha256ok() {
+  _h=$(openssl dgst -sha256 -r "$2" 2>/dev/null) && [ "${_h%% *}" != "$_h" ] || _h=$(sha256sum "$2") || return 1
+  [ "${_h%% *}" = "$1" ]
+}
+`

@@ -3,6 +3,7 @@ package install
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,5 +81,53 @@ func TestStalePidFilesKillNothingElse(t *testing.T) {
 				t.Errorf("the pid file %s is left", tc.pidFile)
 			}
 		})
+	}
+}
+
+// sha256ok takes a file whose digest matches, with openssl or, on a host
+// without it, with sha256sum, and refuses any other; in sh and in bash (the
+// program fetch runs it under bash -c).
+func TestSHA256Shell(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "blob")
+	if err := os.WriteFile(f, []byte("sealpack\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const good = "85d4091fdc8df8fa4ff6537f3b93e480bcafd77f4ec2e96a09b156a615c614c3"
+	// a PATH whose sha256sum is the real one and whose openssl is missing
+	noOpenSSL := filepath.Join(dir, "bin")
+	os.Mkdir(noOpenSSL, 0o755)
+	for _, p := range []string{"sha256sum"} {
+		real, err := exec.LookPath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink(real, filepath.Join(noOpenSSL, p))
+	}
+	if _, err := exec.LookPath("openssl"); err != nil && os.Getenv("CI") == "true" {
+		t.Fatal("openssl is not installed: the openssl case cannot run")
+	}
+	for _, shell := range []string{"sh", "bash"} {
+		for _, tc := range []struct {
+			name, path, hex, file string
+			ok                    bool
+		}{
+			{"openssl, matching", os.Getenv("PATH"), good, f, true},
+			{"openssl, another digest", os.Getenv("PATH"), strings.Repeat("0", 64), f, false},
+			{"openssl, no file", os.Getenv("PATH"), good, f + ".missing", false},
+			{"sha256sum, matching", noOpenSSL, good, f, true},
+			{"sha256sum, another digest", noOpenSSL, strings.Repeat("0", 64), f, false},
+			{"sha256sum, no file", noOpenSSL, good, f + ".missing", false},
+		} {
+			t.Run(shell+"/"+tc.name, func(t *testing.T) {
+				sh, _ := exec.LookPath(shell)
+				cmd := exec.Command(sh, "-c", sha256Shell+`sha256ok "$1" "$2"`, "sh", tc.hex, tc.file)
+				cmd.Env = []string{"PATH=" + tc.path}
+				out, err := cmd.CombinedOutput()
+				if (err == nil) != tc.ok {
+					t.Errorf("sha256ok %s %s: %v, want ok=%v: %s", tc.hex, tc.file, err, tc.ok, out)
+				}
+			})
+		}
 	}
 }
