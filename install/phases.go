@@ -490,6 +490,7 @@ func (e *Engine) resetHost(ctx context.Context, n cluster.Node) error {
 		return err
 	}
 	e.state.forget(n.IP)
+	e.forgetMarkers(n.IP)
 	e.emit(Event{Kind: StepDone, Host: n.IP, Phase: "reset", Step: PhaseResetHost, Elapsed: time.Since(start)})
 	return nil
 }

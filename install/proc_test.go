@@ -1,10 +1,12 @@
 package install
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -129,5 +131,63 @@ func TestSHA256Shell(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Steps are skipped by the markers an earlier run left, read in one
+// command per host: the same id skips, another id redoes the step, and a
+// marker written in this run is known without reading it again.
+func TestStepMarkers(t *testing.T) {
+	bed := testbed.New(t, 1)
+	ran := map[string]int{}
+	step := func(e *Engine, name, id string) {
+		t.Helper()
+		err := e.stepID(t.Context(), e.c.Master0(), "test", name, id, func(context.Context, *Conn) (string, error) {
+			ran[name+"="+id]++
+			return "", nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := bedEngine(t, bed)
+	step(first, "a", "sha256:1")
+	step(first, "b", "")
+	step(first, "a", "sha256:1") // this run's own marker
+	// the next run reads both markers from the host
+	second := bedEngine(t, bed)
+	step(second, "a", "sha256:1")
+	step(second, "b", "")
+	step(second, "a", "sha256:2") // a newer bundle: done again
+	step(second, "a", "sha256:2")
+	want := map[string]int{"a=sha256:1": 1, "b=": 1, "a=sha256:2": 1}
+	if !reflect.DeepEqual(ran, want) {
+		t.Errorf("steps ran %v, want %v", ran, want)
+	}
+	c, err := second.conn(t.Context(), second.c.Master0())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := c.Output(t.Context(), "cat "+second.markerPath("a"), 0); strings.TrimSpace(out) != "sha256:2" {
+		t.Errorf("marker a on the host: %q", out)
+	}
+}
+
+func TestParseMarkers(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		want      map[string]string
+	}{
+		{"none", "", map[string]string{}},
+		{"digest and time", "layers.done:sha256:ab\ninit-host.done:2026-12-06T03:00:00Z\n",
+			map[string]string{"layers": "sha256:ab", "init-host": "2026-12-06T03:00:00Z"}},
+		{"a name with a colon", "plugin-x:y.done:sha256:1\n", map[string]string{"plugin-x:y": "sha256:1"}},
+		{"an empty marker", "apps.done:\n", map[string]string{"apps": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parseMarkers(tc.out); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parseMarkers(%q) = %v, want %v", tc.out, got, tc.want)
+			}
+		})
 	}
 }
