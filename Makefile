@@ -73,6 +73,7 @@ bench: gen
 	./scripts/bench/registry.sh
 	./scripts/bench/images.sh
 	./scripts/bench/install.sh
+	./scripts/bench/pulls.sh
 	./scripts/bench/detach.sh
 
 clean:
