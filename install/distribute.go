@@ -209,7 +209,14 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 	if len(others) == len(nodes) {
 		m0err <- nil
 	}
-	err = e.eachHost(ctx, "distribute", others, one)
+	// Every host at once, whatever --parallel says: the fan-out bounds the
+	// load (each host feeds one other at a time, this machine sends the
+	// installer about once), and hosts held back in waves would only wait
+	// for their turn: 40 hosts at 10 Mbit/s took 166 s in waves of 8 and
+	// 76 s at once, against 36 s for one host.
+	err = forEach(ctx, e.live(others), 0, func(ctx context.Context, n cluster.Node) error {
+		return e.hostDone(ctx, "distribute", n, one(ctx, n))
+	})
 	err = errors.Join(<-m0err, err)
 	e.emit(Event{Kind: Info, Phase: "distribute", Message: fmt.Sprintf("sent %s from this machine in %v", progress.Bytes(sent.Load()), time.Since(start).Round(time.Millisecond))})
 	return err

@@ -50,7 +50,7 @@ func addVerbFlags(fs *pflag.FlagSet, verb string) *engineFlags {
 	if verb == "upgrade" {
 		fs.IntVar(&f.nodeBatch, "parallel", 1, "worker nodes drained and upgraded at once")
 	} else {
-		fs.IntVar(&f.parallel, "parallel", 8, "hosts worked on at once")
+		fs.IntVar(&f.parallel, "parallel", install.DefaultParallel, "hosts whose scripts run at once (the distribution takes every host at once)")
 	}
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the output of remote scripts")
 	return f
