@@ -69,7 +69,7 @@ type Engine struct {
 	// command before its first step of this run and kept up to date by
 	// mark; only this run writes them while it holds the host's lock.
 	markers map[string]map[string]string
-	dialMu        map[string]*sync.Mutex // one dial per host at a time
+	dialMu  map[string]*sync.Mutex // one dial per host at a time
 	// dialGate bounds the handshakes in flight across all hosts (maxDials).
 	dialGate chan struct{}
 }
