@@ -163,6 +163,8 @@ func TestUpgrade(t *testing.T) {
 	// failing one is named and stays cordoned.
 	r.exec(0, "rm /etc/sealpack-test/fail-upgrade")
 	r.exec(2, "touch /etc/sealpack-test/fail-upgrade")
+	// and the API drops the first node's drain once: it is run again
+	r.exec(0, "echo n-"+r.ip(1)+" > /etc/sealpack-test/drain-eof")
 	out, code = r.run(ctx, "upgrade")
 	if code == 0 || !strings.Contains(out, "1 of 3 hosts failed") || !strings.Contains(out, r.ip(2)+" in nodes") {
 		t.Errorf("upgrade with a failing node: exit %d, want it named:\n%s", code, out)
@@ -175,6 +177,9 @@ func TestUpgrade(t *testing.T) {
 	}
 	if l := r.exec(1, "cat /etc/sealpack-test/log"); count(l, "upgrade-node from=v1.36.3 to=v1.37.2") != 1 {
 		t.Errorf("node 1 not upgraded:\n%s", l)
+	}
+	if count(m0, "kubectl drain n-"+r.ip(1)) != 2 || !strings.Contains(out, "kubectl drain: the API dropped the request (unexpected EOF): again in 2s") {
+		t.Errorf("the drain the API dropped was not run again:\n%s\n%s", m0, out)
 	}
 	if count(m0, "kubectl uncordon n-"+r.ip(2)) != 0 || count(m0, "kubectl drain n-"+r.ip(2)) != 1 {
 		t.Errorf("the failing node should be drained once and left cordoned:\n%s", m0)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -197,16 +198,46 @@ func nodeName(nodes []ClusterNode, ip string) string {
 }
 
 // kubectl runs the bundle's kubectl on a master and returns its output.
+// Every use is one that can be repeated (drain, uncordon, wait, reads), so
+// one the API dropped midway (a master's API server restarting after its
+// upgrade: the tier saw a drain's evictions end in "unexpected EOF" just
+// after the last master was upgraded) is run again, up to kubectlTries
+// times, instead of leaving a node behind.
 func (e *Engine) kubectl(ctx context.Context, args ...string) (string, error) {
-	var out, errOut bytes.Buffer
-	err := e.Kubectl(ctx, args, nil, &out, &errOut)
-	if err != nil {
-		if s := strings.TrimSpace(errOut.String()); s != "" {
+	wait := 2 * time.Second
+	for try := 1; ; try++ {
+		var out, errOut bytes.Buffer
+		err := e.Kubectl(ctx, args, nil, &out, &errOut)
+		if err == nil {
+			return out.String(), nil
+		}
+		s := strings.TrimSpace(errOut.String())
+		if s != "" {
 			err = fmt.Errorf("%w: %s", err, s)
 		}
+		if try == kubectlTries || !apiWentAway(s) {
+			return out.String(), err
+		}
+		e.emit(Event{Kind: Info, Message: fmt.Sprintf("kubectl %s: the API dropped the request (%s): again in %v", args[0], apiWentAwayRE.FindString(s), wait)})
+		select {
+		case <-ctx.Done():
+			return out.String(), err
+		case <-time.After(wait):
+		}
+		wait *= 2
 	}
-	return out.String(), err
 }
+
+// kubectlTries is how often kubectl runs when the API drops its request:
+// waits of 2, 4 and 8 s cover an API server's restart.
+const kubectlTries = 4
+
+// apiWentAwayRE matches kubectl errors that say the API server went away
+// mid-request or did not answer, not that it refused the request (a
+// PodDisruptionBudget holding an eviction, an unknown node).
+var apiWentAwayRE = regexp.MustCompile(`unexpected EOF|connection refused|connection reset by peer|i/o timeout|TLS handshake timeout|http2: server sent GOAWAY|http2: client connection lost|the server is currently unable to handle the request|etcdserver: leader changed|etcdserver: request timed out`)
+
+func apiWentAway(stderr string) bool { return apiWentAwayRE.MatchString(stderr) }
 
 // clusterVersions asks the cluster which version its control plane and
 // each node's kubelet run.

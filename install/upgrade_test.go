@@ -43,3 +43,24 @@ func TestCheckVersions(t *testing.T) {
 		})
 	}
 }
+
+func TestAPIWentAway(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		want   bool
+	}{
+		// the tier's drain, just after the last master's upgrade
+		{`error when evicting pods/"httpd-cfdc49676-chbpr" -n "default": Post "https://127.0.0.1:6444/api/v1/namespaces/default/pods/httpd-cfdc49676-chbpr/eviction": unexpected EOF`, true},
+		{`The connection to the server 127.0.0.1:6444 was refused - did you specify the right host or port?: dial tcp 127.0.0.1:6444: connect: connection refused`, true},
+		{`Error from server (ServiceUnavailable): the server is currently unable to handle the request`, true},
+		{`Error from server: etcdserver: leader changed`, true},
+		// refusals: running again would change nothing
+		{`error when evicting pods/"web-0" -n "default" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.`, false},
+		{`Error from server (NotFound): nodes "h9" not found`, false},
+		{``, false},
+	} {
+		if got := apiWentAway(tc.stderr); got != tc.want {
+			t.Errorf("apiWentAway(%q) = %v, want %v", tc.stderr, got, tc.want)
+		}
+	}
+}
