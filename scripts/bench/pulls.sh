@@ -107,7 +107,7 @@ answers() { # preload
 
 # rollout: every node fetches every image from the master's registry at once; prints seconds
 rollout() {
-	local refs i start
+	local refs i start pids=() p
 	refs=$(sed 's|^[^/]*/||' "$ctx/imageList" | tr '\n' ' ')
 	start=$(date +%s.%N)
 	for i in $(seq 2 "$hosts"); do
@@ -116,9 +116,11 @@ rollout() {
 			  ctr -a /var/lib/bench-containerd/run/containerd.sock -n bench content fetch --tlscacert "$ca" "$reg/$r" >/tmp/bench-fetch.log 2>&1 ||
 			    { echo "h'"$i"': fetch $reg/$r failed:" >&2; tail -5 /tmp/bench-fetch.log >&2; exit 1; }
 			done' &
+		pids+=($!)
 	done
+	# each by its pid: wait -n loses the status of jobs that ended before it was called
 	local failed=0
-	for i in $(seq 2 "$hosts"); do wait -n || failed=$((failed + 1)); done
+	for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 	[ "$failed" = 0 ] || { echo "pulls.sh: the fetch failed on $failed nodes" >&2; exit 1; }
 	echo "$(date +%s.%N) - $start" | bc
 }
