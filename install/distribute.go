@@ -195,8 +195,8 @@ func (e *Engine) distribute(ctx context.Context, nodes []cluster.Node) error {
 		}
 		return e.unpackLayers(ctx, n)
 	}
-	// The first master feeds everyone: it runs outside the bound on
-	// parallel hosts, so waiting hosts can never hold every slot before it.
+	// The first master feeds everyone: it runs on its own, beside the
+	// others, which wait for the sources it and they offer.
 	var others []cluster.Node
 	m0err := make(chan error, 1)
 	for _, n := range nodes {
