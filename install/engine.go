@@ -294,13 +294,10 @@ func markerDone(content, id string) bool {
 // marker is a step's marker on the host ("" when there is none). A host's
 // markers are read together, before its first step of the run: a step
 // costs one command less (two programs, an SSH session), which at a few
-// milliseconds each adds up on a site of hundreds of hosts. A name the
-// batch cannot hold (a path) is read alone.
+// milliseconds each adds up on a site of hundreds of hosts. Step names are
+// file names (a plugin's is checked to be one: cluster's pluginNameRE).
 func (e *Engine) marker(ctx context.Context, c *Conn, name string) (string, error) {
 	ip := c.Node.IP
-	if strings.ContainsAny(name, "/\n") {
-		return c.Output(ctx, "cat "+shellQuote(e.markerPath(name))+" 2>/dev/null || true", time.Minute)
-	}
 	e.mu.Lock()
 	m, ok := e.markers[ip]
 	content := m[name]
