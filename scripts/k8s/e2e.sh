@@ -470,6 +470,16 @@ served() {
   done
 }
 
+# served_lines SINCE MASTER...: each master's "blob served" journal lines since SINCE for clients
+# other than itself, ten at most a master (what a failed served check shows)
+served_lines() {
+  local since=$1 m; shift
+  for m in "$@"; do
+    on "$m" "journalctl -u sealpack-registry.service --since @$since -o cat --no-pager | grep 'blob served'" |
+      grep -v "client=$(ip_of "$m"):" | sed "s/^/  $m: /" | head -10 || true
+  done
+}
+
 down() {
   for d in "$E"/h*/; do [ -d "$d" ] && host_down "$(basename "$d")"; done
   ip link show $BR >/dev/null 2>&1 && ip link del $BR
@@ -607,9 +617,7 @@ Y
   served "$since" h1 h2 h3 > "$E/served-upgrade.txt"; sed 's/^/  registry of /' "$E/served-upgrade.txt" >> "$B"
   if [ "$SERVED_OTHERS" != 0 ]; then
     echo "FAIL: during the upgrade the masters' registries served $SERVED_OTHERS bytes to other hosts:"
-    local m; for m in h1 h2 h3; do
-      on "$m" "journalctl -u sealpack-registry.service --since @$since -o cat --no-pager | grep 'blob served'" | grep -v "client=$(ip_of "$m"):" | sed "s/^/  $m: /" | head -10
-    done
+    served_lines "$since" h1 h2 h3
     return 1
   fi
   # this machine sends the new installer about once: the first master's copy, the others' layers
@@ -715,7 +723,7 @@ all() {
   # masters' registries served no blob to another host (only h1's to itself, for its own pods)
   check_preload h2 h3 h4
   served 0 h1 h2 h3 > "$E/served.txt"; sed 's/^/  registry of /' "$E/served.txt" | tee -a "$E/bench-4.txt"
-  [ "$SERVED_OTHERS" = 0 ] || { echo "FAIL: with every image preloaded, the masters' registries served $SERVED_OTHERS bytes to other hosts:"; on h1 'journalctl -u sealpack-registry.service -o cat --no-pager | grep "blob served"' | grep -v "client=$(ip_of h1):" | head -20; return 1; }
+  [ "$SERVED_OTHERS" = 0 ] || { echo "FAIL: with every image preloaded, the masters' registries served $SERVED_OTHERS bytes to other hosts:"; served_lines 0 h1 h2 h3; return 1; }
   # every master's API server serves on its own
   for n in h2 h3; do
     on "$n" "KUBECONFIG=/etc/kubernetes/admin.conf kubectl --server https://$(ip_of $n):6443 get nodes" >/dev/null \
